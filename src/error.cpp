@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: MIT
+#include <sockserv/error.hpp>
+
+#include <netdb.h>
+
+#include <cerrno>
+
+namespace sockserv {
+namespace {
+
+class SockservCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "sockserv"; }
+  std::string message(int code) const override {
+    switch (static_cast<errc>(code)) {
+      case errc::connection_broken: return "connection broken: peer closed mid-message";
+      case errc::line_too_long: return "line too long";
+      case errc::frame_too_large: return "frame too large";
+      case errc::malformed_frame: return "malformed frame header";
+      case errc::datagram_truncated: return "datagram truncated";
+      case errc::message_too_large: return "message too large";
+    }
+    return "unknown sockserv error";
+  }
+};
+
+class GaiCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "getaddrinfo"; }
+  std::string message(int code) const override { return ::gai_strerror(code); }
+};
+
+}  // namespace
+
+const std::error_category& error_category() noexcept {
+  static const SockservCategory category;
+  return category;
+}
+
+const std::error_category& gai_category() noexcept {
+  static const GaiCategory category;
+  return category;
+}
+
+bool is_connection_lost(std::error_code ec) noexcept {
+  if (ec == errc::connection_broken) return true;
+  if (ec.category() != std::generic_category() && ec.category() != std::system_category()) {
+    return false;
+  }
+  switch (ec.value()) {
+    case ECONNRESET:
+    case EPIPE:
+    case ECONNABORTED:
+    case ENOTCONN:
+      return true;
+    default:
+      return false;
+  }
+}
+
+void throw_error(std::error_code ec, std::string_view operation, std::string_view where) {
+  std::string what(operation);
+  if (!where.empty()) {
+    what += ' ';
+    what += where;
+  }
+  if (ec == std::errc::timed_out) throw TimeoutError(ec, what);
+  if (is_connection_lost(ec)) throw ConnectionError(ec, what);
+  throw SocketError(ec, what);
+}
+
+void throw_errno(std::string_view operation, std::string_view where) {
+  throw_error(std::error_code(errno, std::generic_category()), operation, where);
+}
+
+}  // namespace sockserv
