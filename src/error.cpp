@@ -13,12 +13,18 @@ class SockservCategory final : public std::error_category {
   const char* name() const noexcept override { return "sockserv"; }
   std::string message(int code) const override {
     switch (static_cast<errc>(code)) {
-      case errc::connection_broken: return "connection broken: peer closed mid-message";
-      case errc::line_too_long: return "line too long";
-      case errc::frame_too_large: return "frame too large";
-      case errc::malformed_frame: return "malformed frame header";
-      case errc::datagram_truncated: return "datagram truncated";
-      case errc::message_too_large: return "message too large";
+      case errc::connection_broken:
+        return "connection broken: peer closed mid-message";
+      case errc::line_too_long:
+        return "line too long";
+      case errc::frame_too_large:
+        return "frame too large";
+      case errc::malformed_frame:
+        return "malformed frame header";
+      case errc::datagram_truncated:
+        return "datagram truncated";
+      case errc::message_too_large:
+        return "message too large";
     }
     return "unknown sockserv error";
   }

@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: MIT
+// Socket: one socket descriptor, owned. The vocabulary is Python's `socket` module, so the
+// HOWTO's programs translate line for line:
+//
+//   Python                                   sockserv
+//   s = socket.socket(AF_INET, SOCK_STREAM)  Socket s(AF_INET, SOCK_STREAM);
+//   s.connect(("www.python.org", 80))        s.connect(Address::lookup("www.python.org:80"));
+//   s.sendall(b"GET / ...")                  s.sendall("GET / ...");
+//   chunk = s.recv(2048)                     std::string chunk = s.recv(2048);
+//   s.settimeout(5.0)                        s.settimeout(5s);
+//   s.shutdown(socket.SHUT_WR)               s.shutdown(SHUT_WR);
+//
+// Ownership: move-only; the destructor closes the descriptor. Every socket is close-on-exec.
+// Thread safety: distinct Sockets are independent. One Socket may be read by one thread while
+// another writes to it (the kernel allows it and Socket keeps no per-call state), but
+// settimeout()/close() must not race with calls in flight.
+//
+// Errors (docs/adr/0001-error-model.md): the throwing calls raise SocketError, TimeoutError or
+// ConnectionError (error.hpp) with the operation and address in the message. The overloads that
+// take std::error_code& never throw: they are for loops where EAGAIN is control flow. EINTR is
+// retried inside every call, and no call raises SIGPIPE (MSG_NOSIGNAL on every send).
+//
+// Timeouts follow Python: nullopt = blocking; zero = non-blocking (EAGAIN is an error:
+// std::errc::resource_unavailable_try_again); a positive duration = each blocking call may take at
+// most that long, then throws TimeoutError. sendall() and recv_exact() count their whole
+// duration against one timeout, as Python's sendall does since 3.5.
+#pragma once
+
+#include <sockserv/address.hpp>
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+namespace sockserv {
+
+using Timeout = std::optional<std::chrono::nanoseconds>;
+
+// What recvfrom_into() reports: bytes stored, the sender, and whether the datagram was larger
+// than the buffer (the rest was dropped by the kernel; Python would not tell you).
+struct RecvFromResult {
+  std::size_t size = 0;
+  Address address;
+  bool truncated = false;
+};
+
+// Keepalive probing of an idle connection (TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT).
+struct KeepAlive {
+  std::chrono::seconds idle{60};
+  std::chrono::seconds interval{10};
+  int count = 6;
+};
+
+class Socket {
+ public:
+  // An empty socket (fileno() == -1).
+  Socket() noexcept = default;
+  // socket(2) with SOCK_CLOEXEC. Throws SocketError.
+  Socket(int family, int type, int protocol = 0);
+  // Takes ownership of an open descriptor (Python's socket(fileno=fd)), e.g. one inherited from
+  // systemd. Throws SocketError when `fd` is not a socket.
+  static Socket from_fd(int fd);
+
+  Socket(Socket&& other) noexcept;
+  Socket& operator=(Socket&& other) noexcept;
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+  ~Socket();
+
+  int fileno() const noexcept { return fd_; }
+  explicit operator bool() const noexcept { return fd_ >= 0; }
+  int family() const noexcept { return family_; }
+  int type() const noexcept { return type_; }
+
+  // --- Server side -----------------------------------------------------------------------------
+  void bind(const Address& address);
+  void listen(int backlog = SOMAXCONN);
+  // The new connection (blocking, close-on-exec) and the peer's address.
+  std::pair<Socket, Address> accept();
+  std::pair<Socket, Address> accept(std::error_code& ec) noexcept;
+
+  // --- Client side -----------------------------------------------------------------------------
+  // Connects, honouring the timeout. Throws SocketError / TimeoutError.
+  void connect(const Address& address);
+  // Python's connect_ex: 0 on success, else the errno value. Never throws.
+  int connect_ex(const Address& address) noexcept;
+
+  // --- Data --------------------------------------------------------------------------------------
+  // One send(2): returns how many bytes went out, which may be fewer than asked (the HOWTO's
+  // point: "it is your responsibility to call them again until your message has been completely
+  // dealt with"). Throws on failure.
+  std::size_t send(std::string_view data, int flags = 0);
+  std::size_t send(std::string_view data, std::error_code& ec, int flags = 0) noexcept;
+  // Sends all of `data`, looping over partial sends. Throws on failure; then an unknown prefix of
+  // the data was sent.
+  void sendall(std::string_view data, int flags = 0);
+
+  // One recv(2) into `buffer`: the byte count, 0 when the peer has closed. Throws on failure.
+  std::size_t recv_into(std::span<char> buffer, int flags = 0);
+  std::size_t recv_into(std::span<char> buffer, std::error_code& ec, int flags = 0) noexcept;
+  // One recv(2) of at most `bufsize` bytes; empty when the peer has closed.
+  std::string recv(std::size_t bufsize, int flags = 0);
+  // Exactly `n` bytes (the HOWTO's receive loop). Throws ConnectionError(errc::connection_broken)
+  // when the peer closes first.
+  std::string recv_exact(std::size_t n);
+
+  // Datagrams. recvfrom() throws SocketError(errc::datagram_truncated) when the datagram was
+  // larger than `bufsize`; recvfrom_into() reports it in the result instead.
+  std::pair<std::string, Address> recvfrom(std::size_t bufsize, int flags = 0);
+  RecvFromResult recvfrom_into(std::span<char> buffer, int flags = 0);
+  RecvFromResult recvfrom_into(std::span<char> buffer, std::error_code& ec, int flags = 0) noexcept;
+  std::size_t sendto(std::string_view data, const Address& address, int flags = 0);
+
+  // --- Ending a connection -----------------------------------------------------------------------
+  // shutdown(2): SHUT_RD, SHUT_WR ("I'm done sending", the peer's recv returns 0) or SHUT_RDWR.
+  void shutdown(int how);
+  // Releases the descriptor. Never throws; a second close() does nothing.
+  void close() noexcept;
+  // The HOWTO's polite disconnect: shutdown(SHUT_WR), then read and discard what the peer still
+  // sends until it closes or `drain_timeout` passes, then close(). The peer sees EOF after all our
+  // data, not a reset that can destroy data still in flight. Returns true when the peer closed
+  // within the deadline. Never throws.
+  bool graceful_close(std::chrono::nanoseconds drain_timeout = std::chrono::seconds(1)) noexcept;
+  // Gives up ownership: returns the descriptor and leaves this Socket empty.
+  int detach() noexcept { return std::exchange(fd_, -1); }
+
+  // --- Modes -------------------------------------------------------------------------------------
+  void setblocking(bool blocking);
+  bool getblocking() const noexcept { return !timeout_ || timeout_->count() != 0; }
+  void settimeout(Timeout timeout);
+  Timeout gettimeout() const noexcept { return timeout_; }
+
+  // --- Names -------------------------------------------------------------------------------------
+  Address getsockname() const;
+  Address getpeername() const;
+
+  // --- Options (socket_options.cpp)
+  // -----------------------------------------------------------------
+  void setsockopt(int level, int name, int value);
+  int getsockopt(int level, int name) const;
+  void set_reuse_address(bool on);
+  void set_reuse_port(bool on);
+  void set_nodelay(bool on);
+  bool get_nodelay() const;
+  void set_keepalive(bool on);
+  void set_keepalive(const KeepAlive& probing);  // turns keepalive on with these intervals
+  // TCP_USER_TIMEOUT: how long sent data may stay unacknowledged before the kernel drops the
+  // connection (a dead peer is detected even while we are sending).
+  void set_user_timeout(std::chrono::milliseconds timeout);
+  // SO_LINGER: nullopt = off (the default); 0 s = close() resets the connection (RST).
+  void set_linger(std::optional<std::chrono::seconds> linger);
+  void set_send_buffer_size(int bytes);
+  void set_recv_buffer_size(int bytes);
+  int get_send_buffer_size() const;
+  int get_recv_buffer_size() const;
+  void set_ipv6_only(bool on);
+  // The pending error (SO_ERROR), cleared by reading it.
+  std::error_code get_error() const;
+
+ private:
+  struct Adopt {};
+  Socket(Adopt, int fd, int family, int type) noexcept : fd_(fd), family_(family), type_(type) {}
+  // Waits until `events` (POLLIN/POLLOUT) are ready or `deadline` passes; ec = timed_out then.
+  void wait_ready(short events, std::chrono::steady_clock::time_point deadline,
+                  std::error_code& ec) const noexcept;
+  std::chrono::steady_clock::time_point deadline() const noexcept;
+  std::string describe(std::string_view op) const;
+
+  int fd_ = -1;
+  int family_ = AF_UNSPEC;
+  int type_ = 0;
+  Timeout timeout_;
+};
+
+// Two connected sockets (Python's socket.socketpair()).
+std::pair<Socket, Socket> socketpair(int family = AF_UNIX, int type = SOCK_STREAM,
+                                     int protocol = 0);
+
+// Connects to `address`, trying each address a host name resolves to in turn (Python's
+// create_connection). `timeout` is set on the socket and applies to each connect attempt. Throws
+// the first attempt's error when every attempt fails.
+Socket create_connection(const Address& address, Timeout timeout = std::nullopt);
+Socket create_connection(std::string_view host, std::uint16_t port, Timeout timeout = std::nullopt);
+
+struct ServerOptions {
+  int backlog = SOMAXCONN;
+  bool reuse_port = false;
+  // For an IPv6 wildcard address: accept IPv4 connections too (IPV6_V6ONLY off).
+  bool dualstack_ipv6 = false;
+  bool reuse_address = true;  // Python's create_server sets SO_REUSEADDR on POSIX too
+};
+
+// A bound, listening socket (Python's socket.create_server). For a Unix path, a stale socket file
+// left by a dead server is removed first; a live one (something accepts on it) is an error.
+Socket create_server(const Address& address, const ServerOptions& options = {});
+
+}  // namespace sockserv

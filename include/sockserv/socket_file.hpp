@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: MIT
+// SocketFile: buffered reading and writing over a connected socket (Python's socket.makefile()).
+//
+//   SocketFile f(sock);
+//   std::string line = f.readline();          // up to and including '\n'; "" at EOF
+//   f.write("HELLO\n");
+//   f.flush();                                // <- see the warning below
+//
+// Reading keeps a buffer (default 8 KiB), so many small reads cost few recv() calls, and every
+// read is bounded: readline(max_len) throws instead of growing without limit when a peer sends
+// an endless line, and read_to_eof(limit) stops at its limit.
+//
+// !!! WRITE WITHOUT FLUSH WAITS FOREVER !!!
+// With a write buffer (write_buffer_size > 0), write() keeps the bytes until the buffer is full,
+// flush() or close(). If you then wait for the peer's answer, it waits for your request, which is
+// still in your buffer: both sides wait forever (the HOWTO's deadlock). Call flush() before you
+// read the reply. The default write_buffer_size is 0: every write() is sent at once and whole
+// (sendall), as StreamRequestHandler.wfile does in Python.
+//
+// Ownership: does not own the socket, which must outlive the file. Timeouts and errors are the
+// socket's (error.hpp). Not thread-safe.
+#pragma once
+
+#include <sockserv/buffer.hpp>
+#include <sockserv/socket.hpp>
+
+#include <cstddef>
+#include <iterator>
+#include <string>
+#include <string_view>
+
+namespace sockserv {
+
+class SocketFile {
+ public:
+  static constexpr std::size_t default_buffer_size = 8192;
+  static constexpr std::size_t default_max_line = 65536;
+
+  explicit SocketFile(Socket& sock, std::size_t read_buffer_size = default_buffer_size,
+                      std::size_t write_buffer_size = 0) noexcept;
+  SocketFile(SocketFile&&) noexcept = default;
+  // Flushes what is left; a failure then is ignored (call flush() or close() to see it).
+  ~SocketFile();
+
+  // --- Reading
+  // ------------------------------------------------------------------------------------- Up to `n`
+  // bytes; fewer only when the peer closed first ("" at EOF).
+  std::string read(std::size_t n);
+  // Exactly `n` bytes; throws ConnectionError(errc::connection_broken) if the peer closes first.
+  std::string read_exact(std::size_t n);
+  // At most `n` bytes with at most one recv(): what is buffered, or what one recv() brings.
+  std::string read1(std::size_t n = default_buffer_size);
+  // Everything until the peer closes; throws SocketError(errc::message_too_large) past `limit`.
+  std::string read_to_eof(std::size_t limit);
+  // One line, including its '\n'; the last line may lack it; "" at EOF. Throws
+  // SocketError(errc::line_too_long) when no '\n' comes within `max_len` bytes.
+  std::string readline(std::size_t max_len = default_max_line);
+  // Bytes buffered and not yet read.
+  std::size_t buffered() const noexcept { return in_.size(); }
+
+  // Iteration over lines: for (const std::string& line : file.lines()) ...
+  class LineRange;
+  LineRange lines(std::size_t max_len = default_max_line);
+
+  // --- Writing
+  // ------------------------------------------------------------------------------------- Sends
+  // `data` (unbuffered), or buffers it and sends when the buffer fills. Returns data.size(): a
+  // write is never partial.
+  std::size_t write(std::string_view data);
+  void flush();
+  // Flushes and marks the file closed; the socket stays open (shutdown_request closes it).
+  void close();
+  bool closed() const noexcept { return closed_; }
+
+  int fileno() const noexcept { return sock_->fileno(); }
+  Socket& socket() noexcept { return *sock_; }
+
+ private:
+  // One recv() into the buffer; returns false at EOF.
+  bool fill();
+
+  Socket* sock_;
+  Buffer in_;
+  std::string out_;
+  std::size_t read_chunk_;
+  std::size_t write_buffer_size_;
+  bool eof_ = false;
+  bool closed_ = false;
+};
+
+class SocketFile::LineRange {
+ public:
+  class iterator {
+   public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = std::string;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const std::string*;
+    using reference = const std::string&;
+
+    iterator() = default;
+    explicit iterator(LineRange* range) : range_(range) { ++*this; }
+    reference operator*() const { return line_; }
+    pointer operator->() const { return &line_; }
+    iterator& operator++() {
+      line_ = range_->file_->readline(range_->max_len_);
+      if (line_.empty()) range_ = nullptr;
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& a, const iterator& b) { return a.range_ == b.range_; }
+
+   private:
+    LineRange* range_ = nullptr;
+    std::string line_;
+  };
+
+  LineRange(SocketFile& file, std::size_t max_len) : file_(&file), max_len_(max_len) {}
+  iterator begin() { return iterator(this); }
+  iterator end() { return {}; }
+
+ private:
+  SocketFile* file_;
+  std::size_t max_len_;
+};
+
+inline SocketFile::LineRange SocketFile::lines(std::size_t max_len) {
+  return LineRange(*this, max_len);
+}
+
+}  // namespace sockserv

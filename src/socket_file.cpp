@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: MIT
+#include <sockserv/error.hpp>
+#include <sockserv/socket_file.hpp>
+
+#include <algorithm>
+#include <cstring>
+
+namespace sockserv {
+
+SocketFile::SocketFile(Socket& sock, std::size_t read_buffer_size,
+                       std::size_t write_buffer_size) noexcept
+    : sock_(&sock),
+      read_chunk_(std::max<std::size_t>(read_buffer_size, 1)),
+      write_buffer_size_(write_buffer_size) {}
+
+SocketFile::~SocketFile() {
+  try {
+    if (!closed_) flush();
+  } catch (const SocketError&) {
+    // A destructor must not throw; a caller who cares about the last bytes calls close().
+  }
+}
+
+bool SocketFile::fill() {
+  if (eof_) return false;
+  auto room = in_.prepare(read_chunk_);
+  const auto n = sock_->recv_into(room.first(std::min(room.size(), read_chunk_)));
+  if (n == 0) {
+    eof_ = true;
+    return false;
+  }
+  in_.commit(n);
+  return true;
+}
+
+std::string SocketFile::read(std::size_t n) {
+  while (in_.size() < n && fill()) {
+  }
+  const auto take = std::min(n, in_.size());
+  std::string out(in_.data(), take);
+  in_.consume(take);
+  return out;
+}
+
+std::string SocketFile::read_exact(std::size_t n) {
+  auto out = read(n);
+  if (out.size() < n) {
+    throw_error(errc::connection_broken, "read_exact",
+                "(got " + std::to_string(out.size()) + " of " + std::to_string(n) + " bytes)");
+  }
+  return out;
+}
+
+std::string SocketFile::read1(std::size_t n) {
+  if (in_.empty()) fill();
+  return read(std::min(n, in_.size()));
+}
+
+std::string SocketFile::read_to_eof(std::size_t limit) {
+  while (fill()) {
+    if (in_.size() > limit) {
+      throw_error(errc::message_too_large, "read_to_eof",
+                  "(more than " + std::to_string(limit) + " bytes)");
+    }
+  }
+  return read(in_.size());
+}
+
+std::string SocketFile::readline(std::size_t max_len) {
+  // Search only the bytes not searched before, so a line arriving one byte at a time costs
+  // linear, not quadratic, time.
+  std::size_t searched = 0;
+  for (;;) {
+    const auto view = in_.view();
+    const auto limit = std::min(view.size(), max_len);
+    if (const auto* nl = static_cast<const char*>(
+            std::memchr(view.data() + searched, '\n', limit - std::min(searched, limit)))) {
+      return read(static_cast<std::size_t>(nl - view.data()) + 1);
+    }
+    if (view.size() >= max_len) {
+      throw_error(errc::line_too_long, "readline",
+                  "(no newline within " + std::to_string(max_len) + " bytes)");
+    }
+    searched = view.size();
+    if (!fill()) return read(in_.size());  // EOF: the last line may lack its '\n'
+  }
+}
+
+std::size_t SocketFile::write(std::string_view data) {
+  if (closed_) throw std::logic_error("write to a closed SocketFile");
+  if (write_buffer_size_ == 0) {
+    sock_->sendall(data);
+    return data.size();
+  }
+  if (out_.size() + data.size() > write_buffer_size_) {
+    flush();
+    if (data.size() >= write_buffer_size_) {  // too big to buffer: straight out
+      sock_->sendall(data);
+      return data.size();
+    }
+  }
+  out_.append(data);
+  return data.size();
+}
+
+void SocketFile::flush() {
+  if (out_.empty()) return;
+  // Clear first: if sendall throws, the connection is broken and the bytes cannot be retried.
+  const std::string pending = std::exchange(out_, {});
+  sock_->sendall(pending);
+}
+
+void SocketFile::close() {
+  if (closed_) return;
+  closed_ = true;
+  flush();
+}
+
+}  // namespace sockserv
