@@ -56,6 +56,26 @@ Address::Address(const sockaddr* addr, socklen_t len) : storage_{}, length_(len)
   if (len < sizeof(sa_family_t)) storage_.ss_family = AF_UNSPEC;
 }
 
+Address::Address(std::string_view host, std::uint16_t port) : Address() {
+  in6_addr probe6{};
+  in_addr probe4{};
+  const std::string h(host);
+  if (h.empty() || ::inet_pton(AF_INET, h.c_str(), &probe4) == 1) {
+    *this = ipv4(h, port);
+  } else if (h.find(':') != std::string::npos || ::inet_pton(AF_INET6, h.c_str(), &probe6) == 1) {
+    *this = ipv6(h, port);
+  } else {
+    const auto service = std::to_string(port);
+    std::vector<AddrInfo> found;
+    try {
+      found = getaddrinfo(h, service, AF_INET);
+    } catch (const SocketError&) {
+      found = getaddrinfo(h, service, AF_UNSPEC);  // an IPv6-only name
+    }
+    *this = found.front().address;
+  }
+}
+
 Address Address::ipv4(std::string_view host, std::uint16_t port) {
   Address a;
   auto* sin = reinterpret_cast<sockaddr_in*>(&a.storage_);

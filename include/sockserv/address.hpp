@@ -28,6 +28,11 @@ class Address {
  public:
   // An empty address (family AF_UNSPEC), as a receive buffer or "no address".
   Address() noexcept;
+  // Python's (host, port) tuple: a numeric IPv4 or IPv6 host, "" for the IPv4 wildcard, or a
+  // name, resolved preferring IPv4 as Python's AF_INET servers and clients do ("localhost" is
+  // 127.0.0.1). Implicit, so {"localhost", 9999} reads as in Python. Throws std::invalid_argument
+  // or SocketError (gai_category) when the host does not resolve.
+  Address(std::string_view host, std::uint16_t port);
   // Copies a sockaddr from the kernel. Throws std::invalid_argument when `len` is too large.
   Address(const sockaddr* addr, socklen_t len);
 

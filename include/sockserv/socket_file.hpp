@@ -39,6 +39,7 @@ class SocketFile {
   explicit SocketFile(Socket& sock, std::size_t read_buffer_size = default_buffer_size,
                       std::size_t write_buffer_size = 0) noexcept;
   SocketFile(SocketFile&&) noexcept = default;
+  SocketFile& operator=(SocketFile&&) noexcept = default;
   // Flushes what is left; a failure then is ignored (call flush() or close() to see it).
   ~SocketFile();
 

@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: MIT
+// ThreadingMixIn and ForkingMixIn: Python's mix-in classes as class templates over any server.
+//
+//   Python:  class ThreadingTCPServer(ThreadingMixIn, TCPServer): pass
+//   C++:     using ThreadingTCPServer = ThreadingMixIn<TCPServer>;
+//
+// The mixin derives from the server it wraps and overrides its hooks; Base::process_request() is
+// Python's super().process_request(). It composes with your own servers too:
+// ThreadingMixIn<MyAuditedServer>. (docs/adr/0002-mixins.md says why a template and not a
+// policy object.)
+//
+// A C++ destructor cannot call an override, so each mixin cleans up in its own destructor:
+// ~ThreadingMixIn joins its threads, ~ForkingMixIn reaps its children. server_close() stays
+// public and idempotent for an earlier, explicit close.
+#pragma once
+
+#include <sockserv/server.hpp>
+#include <sockserv/thread.hpp>
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <exception>
+#include <list>
+#include <mutex>
+#include <set>
+#include <utility>
+
+namespace sockserv {
+namespace detail {
+
+// The live handler threads of a ThreadingMixIn (Python's _Threads): a thread that has finished
+// is joined and forgotten at the next spawn, so the set grows with the live threads, not with
+// the number of requests served (Python's bpo-37193). Thread-safe.
+class WorkerSet {
+ public:
+  WorkerSet() = default;
+  WorkerSet(const WorkerSet&) = delete;
+  WorkerSet& operator=(const WorkerSet&) = delete;
+  ~WorkerSet() { join_all(); }
+
+  // Runs `body` on a new named Thread; `fd` is the request's connection (-1 if none), kept so
+  // shutdown_connections() can interrupt a blocked handler.
+  template <class Body>
+  void spawn(int fd, Body&& body);
+  // Waits until every worker has finished.
+  void join_all();
+  // shutdown(SHUT_RDWR) of every live worker's connection: blocked reads return EOF, so the
+  // workers end soon (used for daemon_threads when the server is destroyed).
+  void shutdown_connections() noexcept;
+  // How many workers have not finished yet.
+  std::size_t active() const;
+
+ private:
+  struct Worker {
+    int fd = -1;
+    bool done = false;
+    Thread thread;
+  };
+  std::list<Worker>::iterator add(int fd);
+  void mark_done(std::list<Worker>::iterator worker) noexcept;
+  void reap_finished();
+
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::list<Worker> workers_;
+};
+
+template <class Body>
+void WorkerSet::spawn(int fd, Body&& body) {
+  reap_finished();
+  auto worker = add(fd);
+  try {
+    worker->thread = Thread([this, worker, body = std::forward<Body>(body)]() mutable {
+      body();
+      mark_done(worker);
+    });
+  } catch (...) {
+    mark_done(worker);
+    throw;
+  }
+}
+
+// Waits for and reaps finished children among `children` (only these pids: an unrelated child of
+// the program is never reaped, unlike Python's waitpid(-1)). While there are max_children or
+// more, blocks until enough of ours have exited. Logs a child that was killed by a signal.
+void collect_children(std::set<pid_t>& children, std::size_t max_children, bool blocking);
+// fork(), with stdout/stderr flushed first so buffered output is not printed twice.
+pid_t fork_request();
+// Ends a forked child: flushes stdio and _exit()s without running the parent's destructors.
+[[noreturn]] void exit_child(int status) noexcept;
+
+}  // namespace detail
+
+template <class Base>
+class ThreadingMixIn : public Base {
+ public:
+  using Base::Base;
+  ~ThreadingMixIn() override {
+    // Handler threads refer to this server, so even daemon threads are waited for; their
+    // connections are shut down first so they end promptly.
+    if (daemon_threads || !block_on_close) workers_.shutdown_connections();
+    workers_.join_all();
+  }
+
+  // Python's attributes and defaults. daemon_threads: server_close() does not wait for the
+  // threads (the destructor still does, after shutting their connections down).
+  bool daemon_threads = false;
+  // server_close() waits for all handler threads.
+  bool block_on_close = true;
+
+  // Starts a thread that runs process_request_thread().
+  void process_request(Request& request, const Address& client_address) override {
+    const int fd = request.is_datagram() ? -1 : request.socket().fileno();
+    workers_.spawn(fd, [this, request = std::move(request), client_address]() mutable {
+      process_request_thread(request, client_address);
+    });
+  }
+
+  // The thread's body: finish_request(), handle_error() on any exception (an exception may not
+  // leave a thread), then shutdown_request(). May be overridden.
+  virtual void process_request_thread(Request& request, const Address& client_address) {
+    try {
+      this->finish_request(request, client_address);
+    } catch (...) {
+      this->handle_error(request, client_address, std::current_exception());
+    }
+    this->shutdown_request(request);
+  }
+
+  void server_close() override {
+    Base::server_close();
+    if (block_on_close && !daemon_threads) workers_.join_all();
+  }
+
+  // Handler threads still running.
+  std::size_t active_threads() const { return workers_.active(); }
+
+ private:
+  detail::WorkerSet workers_;
+};
+
+template <class Base>
+class ForkingMixIn : public Base {
+ public:
+  using Base::Base;
+  // Python's ForkingMixIn sets timeout = 300, so handle_request() reaps children now and then.
+  // (A base server with other constructors keeps them, through the using-declaration above,
+  // without this default.)
+  ForkingMixIn(const Address& address, RequestHandlerFactory handler, bool bind_and_activate = true)
+      : Base(address, std::move(handler), bind_and_activate) {
+    this->timeout = std::chrono::seconds(300);
+  }
+  ~ForkingMixIn() override { detail::collect_children(active_children, max_children, true); }
+
+  std::set<pid_t> active_children;
+  std::size_t max_children = 40;
+  // server_close() waits for all children.
+  bool block_on_close = true;
+
+  void collect_children(bool blocking = false) {
+    detail::collect_children(active_children, max_children, blocking);
+  }
+  void handle_timeout() override { collect_children(); }
+  void service_actions() override {
+    Base::service_actions();
+    collect_children();
+  }
+
+  // Forks; the parent closes its copy of the request, the child handles it and exits with 0
+  // (or 1 after handle_error) without returning.
+  void process_request(Request& request, const Address& client_address) override {
+    if (const pid_t pid = detail::fork_request()) {
+      active_children.insert(pid);
+      this->close_request(request);
+      return;
+    }
+    int status = 1;
+    try {
+      this->finish_request(request, client_address);
+      status = 0;
+    } catch (...) {
+      this->handle_error(request, client_address, std::current_exception());
+    }
+    try {
+      this->shutdown_request(request);
+    } catch (...) {
+    }
+    detail::exit_child(status);
+  }
+
+  void server_close() override {
+    Base::server_close();
+    collect_children(block_on_close);
+  }
+};
+
+using ThreadingTCPServer = ThreadingMixIn<TCPServer>;
+using ThreadingUDPServer = ThreadingMixIn<UDPServer>;
+using ThreadingUnixStreamServer = ThreadingMixIn<UnixStreamServer>;
+using ThreadingUnixDatagramServer = ThreadingMixIn<UnixDatagramServer>;
+using ForkingTCPServer = ForkingMixIn<TCPServer>;
+using ForkingUDPServer = ForkingMixIn<UDPServer>;
+using ForkingUnixStreamServer = ForkingMixIn<UnixStreamServer>;
+using ForkingUnixDatagramServer = ForkingMixIn<UnixDatagramServer>;
+
+}  // namespace sockserv

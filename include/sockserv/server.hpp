@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: MIT
+// The socketserver framework: Python's socketserver module in C++, with the same class, method
+// and attribute names (docs/python-mapping.md lists every name and each deliberate difference).
+//
+//   BaseServer
+//    └─ TCPServer ─────────► UnixStreamServer
+//        └─ UDPServer ─────► UnixDatagramServer
+//   ThreadingMixIn<S>, ForkingMixIn<S> (mixins.hpp) apply to any of them.
+//
+// A server is given its handler as a factory: handler<MyHandler>() for a handler class
+// (handlers.hpp), or any callable taking (Request&, const Address&, BaseServer&).
+//
+//   TCPServer server({"localhost", 9999}, handler<MyTCPHandler>());
+//   server.serve_forever();
+//
+// Methods for the caller:           serve_forever, shutdown, handle_request, server_close, fileno
+// Methods that may be overridden:   server_bind, server_activate, verify_request,
+//                                   process_request, finish_request, shutdown_request,
+//                                   close_request, handle_error, handle_timeout,
+//                                   service_actions, handle_accept_error, get_request
+// Attributes (public members, set them before serving): server_address, timeout; on TCPServer
+// also socket, address_family, socket_type, request_queue_size, allow_reuse_address,
+// allow_reuse_port; on UDPServer max_packet_size.
+//
+// Ownership and threads: a server owns its listening socket and is neither copyable nor movable
+// (handler threads hold a reference to it). shutdown() is safe from any thread, including a
+// handler; everything else belongs to the thread that serves. Destroying a server closes it
+// (Python's `with` block); stop serve_forever() with shutdown() first.
+#pragma once
+
+#include <sockserv/address.hpp>
+#include <sockserv/socket.hpp>
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <utility>
+
+namespace sockserv {
+
+class BaseServer;
+
+// One request. For a stream server: the connected socket, owned by the request. For a datagram
+// server: the datagram, plus the server's socket to reply through (Python's (data, socket)).
+class Request {
+ public:
+  Request() = default;
+  explicit Request(Socket connection) noexcept : connection_(std::move(connection)) {}
+  Request(std::string packet, Socket& server_socket) noexcept
+      : server_socket_(&server_socket), packet_(std::move(packet)) {}
+
+  // The connection (stream) or the server's socket (datagram).
+  Socket& socket() noexcept { return server_socket_ ? *server_socket_ : connection_; }
+  bool is_datagram() const noexcept { return server_socket_ != nullptr; }
+  // The datagram's bytes; empty for a stream request.
+  const std::string& packet() const noexcept { return packet_; }
+
+  // So a stream handler reads as in Python: request.recv(1024), request.sendall(data).
+  std::string recv(std::size_t bufsize) { return socket().recv(bufsize); }
+  std::size_t send(std::string_view data) { return socket().send(data); }
+  void sendall(std::string_view data) { socket().sendall(data); }
+
+ private:
+  Socket connection_;
+  Socket* server_socket_ = nullptr;
+  std::string packet_;
+};
+
+// Python's RequestHandlerClass: called once per request, in the thread or process that handles
+// it. handler<H>() in handlers.hpp makes one from a handler class.
+using RequestHandlerFactory = std::function<void(Request&, const Address&, BaseServer&)>;
+
+class BaseServer {
+ public:
+  BaseServer(Address server_address, RequestHandlerFactory handler);
+  BaseServer(const BaseServer&) = delete;
+  BaseServer& operator=(const BaseServer&) = delete;
+  virtual ~BaseServer();
+
+  // Handles requests until shutdown() is asked. Calls service_actions() after each request and
+  // at least every poll_interval (Python's parameter; shutdown() does not wait for it, it wakes
+  // the loop at once). Throws std::logic_error when the server is already serving.
+  void serve_forever(std::chrono::duration<double> poll_interval = std::chrono::milliseconds(500));
+  // Asks serve_forever() to stop, wakes it, and waits until it has returned, unless called
+  // from the serving thread itself (a handler of a synchronous server): then it only asks, and
+  // the loop ends after the current request. Never deadlocks; returns at once when nothing is
+  // serving (a serve_forever() that starts later returns immediately, as in Python). Thread-safe.
+  void shutdown();
+  // Waits for and handles one request; after `timeout` (if set) without one, calls and returns
+  // through handle_timeout().
+  void handle_request();
+  // Releases the server's resources. Idempotent. May be extended (call Base::server_close()).
+  virtual void server_close() {}
+  virtual int fileno() const noexcept = 0;
+  // Python's bind_and_activate=True path: server_bind() then server_activate(); on failure the
+  // server is closed and the error rethrown.
+  void bind_and_activate();
+  // True while serve_forever() runs.
+  bool serving() const;
+
+  // Call graph, as in Python (handle_request() is the top-level call for one request):
+  //   serve_forever / handle_request
+  //     -> get_request -> verify_request -> process_request
+  //          process_request -> finish_request (runs the handler) -> shutdown_request
+  //                                                   shutdown_request -> close_request
+  //     on an exception from process_request: handle_error, then shutdown_request
+  //     on a failure of get_request: handle_accept_error
+  //   serve_forever also calls service_actions once per loop iteration.
+
+  // May be overridden. server_bind/server_activate do nothing at this level.
+  virtual void server_bind() {}
+  virtual void server_activate() {}
+  // Returns the next request and its client address. Throws std::system_error on failure.
+  virtual std::pair<Request, Address> get_request() = 0;
+  // Return false to refuse the request (it is then shut down). Default: true.
+  virtual bool verify_request(Request& request, const Address& client_address);
+  // Default: finish_request(), then shutdown_request().
+  virtual void process_request(Request& request, const Address& client_address);
+  // Runs the handler.
+  virtual void finish_request(Request& request, const Address& client_address);
+  // Ends the request; default: close_request().
+  virtual void shutdown_request(Request& request);
+  virtual void close_request(Request& request);
+  // Called with the exception a handler threw. Default: prints a banner with the client address
+  // and the error to stderr, as Python's prints the traceback.
+  virtual void handle_error(Request& request, const Address& client_address,
+                            std::exception_ptr error);
+  virtual void handle_timeout() {}
+  virtual void service_actions() {}
+  // Called when get_request() fails (not in Python, where the error vanishes). Default: retries
+  // quietly after ECONNABORTED/EINTR/EAGAIN, backs off after EMFILE/ENFILE/ENOBUFS/ENOMEM (5 ms
+  // doubling to 1 s, woken early by shutdown), and logs anything else to stderr.
+  virtual void handle_accept_error(const std::system_error& error);
+
+  // --- Attributes ------------------------------------------------------------------------------
+  Address server_address;
+  // handle_request()'s timeout; nullopt waits forever. serve_forever() ignores it.
+  Timeout timeout;
+  RequestHandlerFactory RequestHandlerClass;
+
+ protected:
+  // Sleeps up to `duration` unless shutdown() wakes it first.
+  void wait_for_wakeup(std::chrono::nanoseconds duration) const noexcept;
+
+ private:
+  void handle_request_noblock();
+  void wake() const noexcept;
+  void drain_wakeup() const noexcept;
+
+  mutable std::mutex mutex_;
+  std::condition_variable stopped_;
+  bool serving_ = false;
+  bool shutdown_request_ = false;
+  std::thread::id serving_thread_;
+  int wakeup_fd_ = -1;  // eventfd: shutdown() makes it readable to end the wait in select()
+  std::chrono::milliseconds accept_backoff_{0};
+};
+
+class TCPServer : public BaseServer {
+ public:
+  // Creates the socket; with bind_and_activate, binds and listens (a failure closes the socket
+  // and throws). To set options first (allow_reuse_address, ...), pass false, set them, then call
+  // bind_and_activate(). A subclass that overrides server_bind/server_activate must do the same
+  // (or use make_server<T>()), because a C++ constructor cannot reach an override.
+  TCPServer(const Address& address, RequestHandlerFactory handler, bool bind_and_activate = true);
+  ~TCPServer() override;
+
+  int fileno() const noexcept override { return socket.fileno(); }
+  void server_bind() override;
+  void server_activate() override;
+  void server_close() override;
+  std::pair<Request, Address> get_request() override;
+  // shutdown(SHUT_WR), discard unread input already received (closing with unread input would
+  // make the kernel reset the connection and could destroy our reply), then close_request().
+  void shutdown_request(Request& request) override;
+  void close_request(Request& request) override;
+
+  // --- Attributes ------------------------------------------------------------------------------
+  int address_family;  // taken from server_address (Python's class attribute)
+  int socket_type;
+  // The listen backlog. Python used 5 until 3.15; a burst of connects then fails. SOMAXCONN is
+  // what the kernel caps it to anyway.
+  int request_queue_size = SOMAXCONN;
+  bool allow_reuse_address = false;
+  bool allow_reuse_port = false;  // applied to AF_INET/AF_INET6 only, as in Python
+  Socket socket;
+
+ protected:
+  TCPServer(const Address& address, RequestHandlerFactory handler, int type);
+
+ private:
+  // Unix socket file policy: a stale file (nobody listening) is removed before bind; the file
+  // this server created is removed by server_close(), unless something replaced it.
+  void unlink_own_socket_file() noexcept;
+  ino_t bound_inode_ = 0;
+  dev_t bound_device_ = 0;
+};
+
+class UDPServer : public TCPServer {
+ public:
+  UDPServer(const Address& address, RequestHandlerFactory handler, bool bind_and_activate = true);
+
+  void server_activate() override {}  // no listen() for datagrams
+  // One datagram. One larger than max_packet_size is dropped and reported (errc::
+  // datagram_truncated through handle_accept_error), never handed on cut short.
+  std::pair<Request, Address> get_request() override;
+  void shutdown_request(Request& request) override { close_request(request); }
+  void close_request(Request&) override {}  // the server's socket is shared: nothing to close
+
+  std::size_t max_packet_size = 8192;
+};
+
+// TCPServer on a Unix socket path (or abstract name): Address::unix_path / Address::abstract.
+class UnixStreamServer : public TCPServer {
+ public:
+  UnixStreamServer(const Address& address, RequestHandlerFactory handler,
+                   bool bind_and_activate = true);
+};
+
+class UnixDatagramServer : public UDPServer {
+ public:
+  UnixDatagramServer(const Address& address, RequestHandlerFactory handler,
+                     bool bind_and_activate = true);
+};
+
+// Constructs a Server without binding, then calls bind_and_activate() so that overrides of
+// server_bind/server_activate run (the C++ counterpart of Python's constructor behaviour).
+template <class Server, class... Args>
+std::unique_ptr<Server> make_server(const Address& address, RequestHandlerFactory handler,
+                                    Args&&... args) {
+  auto server =
+      std::make_unique<Server>(address, std::move(handler), false, std::forward<Args>(args)...);
+  server->bind_and_activate();
+  return server;
+}
+
+}  // namespace sockserv

@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: MIT
+// BaseServer: the request loop and the hooks' default behaviour (Python's BaseServer).
+#include <sockserv/error.hpp>
+#include <sockserv/selector.hpp>
+#include <sockserv/server.hpp>
+
+#include "sys/fd.hpp"
+#include "sys/report.hpp"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <stdexcept>
+
+namespace sockserv {
+
+using Clock = std::chrono::steady_clock;
+
+BaseServer::BaseServer(Address address, RequestHandlerFactory handler)
+    : server_address(std::move(address)),
+      RequestHandlerClass(std::move(handler)),
+      wakeup_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  if (wakeup_fd_ < 0) throw_errno("eventfd");
+}
+
+BaseServer::~BaseServer() { ::close(wakeup_fd_); }
+
+void BaseServer::bind_and_activate() {
+  try {
+    server_bind();
+    server_activate();
+  } catch (...) {
+    server_close();  // no descriptor survives a failed bind (Python's bpo-22435)
+    throw;
+  }
+}
+
+bool BaseServer::serving() const {
+  std::lock_guard lock(mutex_);
+  return serving_;
+}
+
+void BaseServer::wake() const noexcept {
+  const std::uint64_t one = 1;
+  [[maybe_unused]] const auto n = ::write(wakeup_fd_, &one, sizeof one);
+}
+
+void BaseServer::drain_wakeup() const noexcept {
+  std::uint64_t count;
+  [[maybe_unused]] const auto n = ::read(wakeup_fd_, &count, sizeof count);
+}
+
+void BaseServer::wait_for_wakeup(std::chrono::nanoseconds duration) const noexcept {
+  std::error_code ec;
+  sys::poll_one(wakeup_fd_, POLLIN, Clock::now() + duration, ec);
+}
+
+void BaseServer::serve_forever(std::chrono::duration<double> poll_interval) {
+  {
+    std::lock_guard lock(mutex_);
+    if (serving_) throw std::logic_error("serve_forever: the server is already serving");
+    serving_ = true;
+    serving_thread_ = std::this_thread::get_id();
+  }
+  // Clears the stop request and wakes shutdown() callers however the loop ends.
+  struct Finish {
+    BaseServer* self;
+    ~Finish() {
+      std::lock_guard lock(self->mutex_);
+      self->shutdown_request_ = false;
+      self->serving_ = false;
+      self->drain_wakeup();
+      self->stopped_.notify_all();
+    }
+  } finish{this};
+
+  Selector selector;
+  selector.register_(fileno(), EVENT_READ);
+  selector.register_(wakeup_fd_, EVENT_READ);
+  const auto interval = std::chrono::duration_cast<std::chrono::nanoseconds>(poll_interval);
+  auto stop_requested = [this] {
+    std::lock_guard lock(mutex_);
+    return shutdown_request_;
+  };
+  while (!stop_requested()) {
+    const auto ready = selector.select(interval);
+    // Checked again after the wait, so a request that arrived together with shutdown() is not
+    // accepted (Python's bpo-35017).
+    if (stop_requested()) break;
+    for (const auto& [key, events] : ready) {
+      if (key->fd == fileno()) handle_request_noblock();
+    }
+    service_actions();
+  }
+}
+
+void BaseServer::shutdown() {
+  std::unique_lock lock(mutex_);
+  shutdown_request_ = true;
+  wake();
+  if (!serving_ || serving_thread_ == std::this_thread::get_id()) return;
+  stopped_.wait(lock, [this] { return !serving_; });
+}
+
+void BaseServer::handle_request() {
+  // Python: one request, or handle_timeout() once `timeout` has passed without one. A wait cut
+  // short (EINTR, a wake-up) waits again for the time that is left.
+  const auto deadline = timeout ? Clock::now() + *timeout : Clock::time_point::max();
+  Selector selector;
+  selector.register_(fileno(), EVENT_READ);
+  for (;;) {
+    const Timeout left =
+        timeout ? Timeout(std::max(deadline - Clock::now(), Clock::duration{})) : Timeout{};
+    if (!selector.select(left).empty()) return handle_request_noblock();
+    if (timeout && Clock::now() >= deadline) return handle_timeout();
+  }
+}
+
+void BaseServer::handle_request_noblock() {
+  std::pair<Request, Address> next;
+  try {
+    next = get_request();
+  } catch (const std::system_error& error) {
+    handle_accept_error(error);
+    return;
+  }
+  accept_backoff_ = std::chrono::milliseconds(0);
+  auto& [request, client_address] = next;
+  if (!verify_request(request, client_address)) {
+    shutdown_request(request);
+    return;
+  }
+  // The exception boundary of one request (Python's _handle_request_noblock): an error from the
+  // handler is reported and the server goes on; anything that is not a std::exception (thread
+  // cancellation, a foreign exception) still closes the request, then propagates.
+  try {
+    process_request(request, client_address);
+  } catch (const std::exception&) {
+    handle_error(request, client_address, std::current_exception());
+    shutdown_request(request);
+  } catch (...) {
+    shutdown_request(request);
+    throw;
+  }
+}
+
+bool BaseServer::verify_request(Request&, const Address&) { return true; }
+
+void BaseServer::process_request(Request& request, const Address& client_address) {
+  finish_request(request, client_address);
+  shutdown_request(request);
+}
+
+void BaseServer::finish_request(Request& request, const Address& client_address) {
+  RequestHandlerClass(request, client_address, *this);
+}
+
+void BaseServer::shutdown_request(Request& request) { close_request(request); }
+
+void BaseServer::close_request(Request&) {}
+
+void BaseServer::handle_error(Request&, const Address& client_address, std::exception_ptr error) {
+  sys::report_exception(
+      "Exception occurred during processing of request from " + client_address.to_string(), error);
+}
+
+void BaseServer::handle_accept_error(const std::system_error& error) {
+  const auto code = error.code();
+  if (code.category() == std::generic_category() || code.category() == std::system_category()) {
+    switch (code.value()) {
+      case ECONNABORTED:
+      case EINTR:
+      case EAGAIN:
+      case EPROTO:
+      case EPERM:  // a firewall rule refused the connection
+        return;
+      case EMFILE:
+      case ENFILE:
+      case ENOBUFS:
+      case ENOMEM:
+        // Out of descriptors or memory: the pending connection stays in the backlog, so an
+        // immediate retry would spin. Back off, 5 ms doubling to 1 s, and let shutdown() cut
+        // the wait short.
+        accept_backoff_ = std::clamp(accept_backoff_ * 2, std::chrono::milliseconds(5),
+                                     std::chrono::milliseconds(1000));
+        sys::report_line("sockserv: " + std::string(error.what()) + "; retrying in " +
+                         std::to_string(accept_backoff_.count()) + " ms");
+        wait_for_wakeup(accept_backoff_);
+        return;
+      default:
+        break;
+    }
+  }
+  sys::report_line("sockserv: " + std::string(error.what()));
+}
+
+}  // namespace sockserv

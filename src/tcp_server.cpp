@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: MIT
+// TCPServer, UDPServer and the Unix servers: the socket-owning servers of the framework.
+#include <sockserv/error.hpp>
+#include <sockserv/server.hpp>
+
+#include "sys/fd.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <stdexcept>
+
+namespace sockserv {
+
+TCPServer::TCPServer(const Address& address, RequestHandlerFactory handler, bool bind_and_activate)
+    : TCPServer(address, std::move(handler), SOCK_STREAM) {
+  if (bind_and_activate) this->bind_and_activate();
+}
+
+TCPServer::TCPServer(const Address& address, RequestHandlerFactory handler, int type)
+    : BaseServer(address, std::move(handler)),
+      address_family(address.family()),
+      socket_type(type),
+      socket(address_family, type) {}
+
+TCPServer::~TCPServer() { unlink_own_socket_file(); }
+
+void TCPServer::server_bind() {
+  if (server_address.is_inet()) {
+    if (allow_reuse_address) socket.set_reuse_address(true);
+    // Linux 6.12.9 refuses SO_REUSEPORT on other families, hence Python's family check.
+    if (allow_reuse_port) socket.set_reuse_port(true);
+  }
+  const bool unix_file = server_address.is_unix() && !server_address.is_abstract();
+  if (unix_file) sys::remove_stale_unix_socket(server_address.path().c_str(), socket_type);
+  socket.bind(server_address);
+  server_address = socket.getsockname();  // port 0 becomes the port the kernel chose
+  if (unix_file) {
+    struct stat st {};
+    if (::stat(server_address.path().c_str(), &st) == 0) {
+      bound_inode_ = st.st_ino;
+      bound_device_ = st.st_dev;
+    }
+  }
+}
+
+void TCPServer::server_activate() {
+  socket.listen(request_queue_size);
+  // A readiness report can go stale before accept() runs (the client reset meanwhile); a
+  // non-blocking listener then fails with EAGAIN instead of blocking the whole loop.
+  socket.setblocking(false);
+}
+
+void TCPServer::unlink_own_socket_file() noexcept {
+  if (bound_inode_ == 0) return;
+  const auto path = server_address.path();
+  struct stat st {};
+  // Only our own file: another server may have replaced it since.
+  if (::stat(path.c_str(), &st) == 0 && st.st_ino == bound_inode_ && st.st_dev == bound_device_) {
+    ::unlink(path.c_str());
+  }
+  bound_inode_ = 0;
+}
+
+void TCPServer::server_close() {
+  BaseServer::server_close();
+  unlink_own_socket_file();
+  socket.close();
+}
+
+std::pair<Request, Address> TCPServer::get_request() {
+  auto [connection, address] = socket.accept();
+  return {Request(std::move(connection)), std::move(address)};
+}
+
+void TCPServer::shutdown_request(Request& request) {
+  auto& connection = request.socket();
+  if (connection) {
+    // Explicitly shut down: close() alone may not send the FIN while another process (a forked
+    // child) still holds the descriptor. ENOTCONN (the peer is gone) is not an error here.
+    ::shutdown(connection.fileno(), SHUT_WR);
+    char sink[4096];
+    while (sys::retry_eintr(
+               [&] { return ::recv(connection.fileno(), sink, sizeof sink, MSG_DONTWAIT); }) > 0) {
+    }
+  }
+  close_request(request);
+}
+
+void TCPServer::close_request(Request& request) { request.socket().close(); }
+
+UDPServer::UDPServer(const Address& address, RequestHandlerFactory handler, bool bind_and_activate)
+    : TCPServer(address, std::move(handler), SOCK_DGRAM) {
+  if (bind_and_activate) this->bind_and_activate();
+}
+
+std::pair<Request, Address> UDPServer::get_request() {
+  std::string packet(max_packet_size, '\0');
+  std::error_code ec;
+  // MSG_DONTWAIT: the socket stays blocking for handlers' replies, but a stale readiness report
+  // must not block the loop.
+  auto result = socket.recvfrom_into(packet, ec, MSG_DONTWAIT);
+  if (ec) throw_error(ec, "recvfrom", server_address.to_string());
+  if (result.truncated) {
+    throw_error(errc::datagram_truncated, "recvfrom",
+                "from " + result.address.to_string() + ": datagram larger than max_packet_size (" +
+                    std::to_string(max_packet_size) + " bytes), dropped");
+  }
+  packet.resize(result.size);
+  return {Request(std::move(packet), socket), std::move(result.address)};
+}
+
+namespace {
+
+const Address& require_unix(const Address& address) {
+  if (!address.is_unix()) {
+    throw std::invalid_argument("a Unix server needs a Unix address, not " + address.to_string());
+  }
+  return address;
+}
+
+}  // namespace
+
+UnixStreamServer::UnixStreamServer(const Address& address, RequestHandlerFactory handler,
+                                   bool bind_and_activate)
+    : TCPServer(require_unix(address), std::move(handler), bind_and_activate) {}
+
+UnixDatagramServer::UnixDatagramServer(const Address& address, RequestHandlerFactory handler,
+                                       bool bind_and_activate)
+    : UDPServer(require_unix(address), std::move(handler), bind_and_activate) {}
+
+}  // namespace sockserv

@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: MIT
+// The non-template parts of the mixins: the thread set and child-process bookkeeping.
+#include <sockserv/error.hpp>
+#include <sockserv/mixins.hpp>
+
+#include "sys/report.hpp"
+
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <thread>
+
+namespace sockserv::detail {
+
+std::list<WorkerSet::Worker>::iterator WorkerSet::add(int fd) {
+  std::lock_guard lock(mutex_);
+  workers_.emplace_back();
+  auto it = std::prev(workers_.end());
+  it->fd = fd;
+  return it;
+}
+
+void WorkerSet::mark_done(std::list<Worker>::iterator worker) noexcept {
+  std::lock_guard lock(mutex_);
+  worker->done = true;
+  worker->fd = -1;
+  changed_.notify_all();
+}
+
+void WorkerSet::reap_finished() {
+  std::list<Worker> finished;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto it = workers_.begin(); it != workers_.end();) {
+      const auto next = std::next(it);
+      if (it->done) finished.splice(finished.end(), workers_, it);
+      it = next;
+    }
+  }
+  // Joined outside the lock: a finished thread may still be returning from mark_done().
+  for (auto& w : finished) {
+    if (w.thread.joinable()) w.thread.join();
+  }
+}
+
+void WorkerSet::join_all() {
+  {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [this] {
+      for (const auto& w : workers_) {
+        if (!w.done) return false;
+      }
+      return true;
+    });
+  }
+  reap_finished();
+}
+
+void WorkerSet::shutdown_connections() noexcept {
+  std::lock_guard lock(mutex_);
+  for (const auto& w : workers_) {
+    if (!w.done && w.fd >= 0) ::shutdown(w.fd, SHUT_RDWR);
+  }
+}
+
+std::size_t WorkerSet::active() const {
+  std::lock_guard lock(mutex_);
+  std::size_t n = 0;
+  for (const auto& w : workers_) n += w.done ? 0 : 1;
+  return n;
+}
+
+namespace {
+
+// Reaps `pid` if it has ended; true when it is gone (reaped now, or not our child any more).
+bool try_reap(pid_t pid, bool blocking) {
+  int status = 0;
+  pid_t r;
+  do {
+    r = ::waitpid(pid, &status, blocking ? 0 : WNOHANG);
+  } while (r < 0 && errno == EINTR);
+  if (r == 0) return false;
+  if (r < 0) return true;  // ECHILD: already reaped by someone else
+  if (WIFSIGNALED(status)) {
+    const int sig = WTERMSIG(status);
+    sys::report_line("sockserv: child " + std::to_string(pid) + " killed by signal " +
+                     std::to_string(sig) + " (" + ::strsignal(sig) + ")");
+  }
+  return true;
+}
+
+}  // namespace
+
+void collect_children(std::set<pid_t>& children, std::size_t max_children, bool blocking) {
+  // At the limit, wait until one of *our* children ends. waitpid(-1) would be one call, but it
+  // can reap a child the program started for something else (Python's issue 1540386), so poll
+  // our own pids every 5 ms instead.
+  while (!children.empty() && children.size() >= max_children) {
+    std::erase_if(children, [](pid_t pid) { return try_reap(pid, false); });
+    if (children.size() >= max_children) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::erase_if(children, [blocking](pid_t pid) { return try_reap(pid, blocking); });
+}
+
+pid_t fork_request() {
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) throw_errno("fork");
+  return pid;
+}
+
+void exit_child(int status) noexcept {
+  try {
+    std::cout.flush();
+    std::cerr.flush();
+  } catch (...) {
+  }
+  std::fflush(nullptr);
+  ::_exit(status);
+}
+
+}  // namespace sockserv::detail
