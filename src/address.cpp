@@ -151,10 +151,10 @@ Address Address::lookup(std::string_view text, int socket_type, int family) {
     return parse(text);
   }
   const auto [host, port_text] = split_host_port(text);
-  parse_port(port_text, text);  // validate before asking the resolver
+  const auto port = parse_port(port_text, text);
+  if (family == AF_UNSPEC) return Address(host, port);  // IPv4 first, as Python's AF_INET
   const int flags = host.empty() ? AI_PASSIVE : 0;
-  auto results = getaddrinfo(host, port_text, family, socket_type, 0, flags);
-  return results.front().address;  // getaddrinfo never returns an empty success
+  return getaddrinfo(host, port_text, family, socket_type, 0, flags).front().address;
 }
 
 bool Address::is_abstract() const noexcept {

@@ -46,8 +46,9 @@ class Address {
   // Parses the text forms in the table above (numeric hosts only). Throws std::invalid_argument
   // with the offending text.
   static Address parse(std::string_view text);
-  // Like parse(), but `host:port` may name a host ("localhost:9999"), resolved with getaddrinfo
-  // for `socket_type`; returns the first result. Throws SocketError (gai_category) when the name
+  // Like parse(), but `host:port` may name a host ("localhost:9999"), resolved as the (host, port)
+  // constructor does (IPv4 first) or, given a family, with getaddrinfo for that family and
+  // `socket_type`; returns the first result. Throws SocketError (gai_category) when the name
   // does not resolve.
   static Address lookup(std::string_view text, int socket_type = SOCK_STREAM,
                         int family = AF_UNSPEC);

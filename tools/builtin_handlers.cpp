@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: MIT
+#include "builtin_handlers.hpp"
+
+#include <sockserv/handlers.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <ctime>
+#include <stdexcept>
+#include <string>
+
+namespace sockserv::tool {
+namespace {
+
+std::string upper(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  return text;
+}
+
+std::string daytime() {
+  // RFC 867 leaves the format open; this is the classic "Weekday, Month Day, Year HH:MM:SS-ZONE".
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  ::gmtime_r(&now, &utc);
+  char text[64];
+  const auto n = std::strftime(text, sizeof text, "%A, %B %d, %Y %H:%M:%S-UTC\r\n", &utc);
+  return std::string(text, n);
+}
+
+RequestHandlerFactory stream_handler(std::string_view name) {
+  if (name == "upper") {
+    return handler<StreamRequestHandler>([](StreamRequestHandler& self) {
+      for (const auto& line : self.rfile.lines()) self.wfile.write(upper(line));
+    });
+  }
+  if (name == "echo") {
+    return handler<StreamRequestHandler>([](StreamRequestHandler& self) {
+      for (std::string chunk; !(chunk = self.rfile.read1(65536)).empty();) self.wfile.write(chunk);
+    });
+  }
+  if (name == "discard") {
+    return handler<StreamRequestHandler>([](StreamRequestHandler& self) {
+      while (!self.rfile.read1(65536).empty()) {
+      }
+    });
+  }
+  if (name == "daytime") {
+    return handler<StreamRequestHandler>(
+        [](StreamRequestHandler& self) { self.wfile.write(daytime()); });
+  }
+  throw std::invalid_argument("unknown handler '" + std::string(name) + "'");
+}
+
+RequestHandlerFactory datagram_handler(std::string_view name) {
+  if (name == "upper") {
+    return handler<DatagramRequestHandler>(
+        [](DatagramRequestHandler& self) { self.wfile.write(upper(self.rfile.read())); });
+  }
+  if (name == "echo") {
+    return handler<DatagramRequestHandler>(
+        [](DatagramRequestHandler& self) { self.wfile.write(self.rfile.read()); });
+  }
+  if (name == "discard") {
+    return handler<DatagramRequestHandler>([](DatagramRequestHandler&) {});
+  }
+  if (name == "daytime") {
+    return handler<DatagramRequestHandler>(
+        [](DatagramRequestHandler& self) { self.wfile.write(daytime()); });
+  }
+  throw std::invalid_argument("unknown handler '" + std::string(name) + "'");
+}
+
+}  // namespace
+
+RequestHandlerFactory builtin_handler(std::string_view name, bool datagram) {
+  return datagram ? datagram_handler(name) : stream_handler(name);
+}
+
+}  // namespace sockserv::tool

@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: MIT
+// The handlers `sockserv serve --handler NAME` offers, for stream and datagram servers.
+#pragma once
+
+#include <sockserv/server.hpp>
+
+#include <string_view>
+
+namespace sockserv::tool {
+
+// upper: one upper-cased reply per line (per datagram) until EOF.
+// echo: bytes back as they come until EOF (the datagram back).
+// discard: reads and drops everything (RFC 863).
+// daytime: the date and time, then close (RFC 867); a datagram gets it as the reply.
+// Throws std::invalid_argument for an unknown name.
+RequestHandlerFactory builtin_handler(std::string_view name, bool datagram);
+
+}  // namespace sockserv::tool
