@@ -56,6 +56,12 @@ Socket Socket::from_fd(int fd) {
   return Socket(Adopt{}, fd, family, type);
 }
 
+Socket Socket::adopt(int fd, int family, int type, bool nonblocking) noexcept {
+  Socket sock(Adopt{}, fd, family, type);
+  if (nonblocking) sock.timeout_ = std::chrono::nanoseconds::zero();
+  return sock;
+}
+
 Socket::Socket(Socket&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
       family_(other.family_),
@@ -104,7 +110,11 @@ void Socket::bind(const Address& address) {
 }
 
 void Socket::listen(int backlog) {
-  if (::listen(fd_, backlog) != 0) throw_errno("listen", describe("").substr(1));
+  // errno is saved before describe(), whose getpeername() would overwrite it.
+  if (::listen(fd_, backlog) != 0) {
+    const auto ec = sys::last_error();
+    throw_error(ec, describe("listen"));
+  }
 }
 
 std::pair<Socket, Address> Socket::accept(std::error_code& ec) noexcept {
@@ -122,7 +132,7 @@ std::pair<Socket, Address> Socket::accept(std::error_code& ec) noexcept {
 std::pair<Socket, Address> Socket::accept() {
   std::error_code ec;
   auto result = accept(ec);
-  if (ec) throw_error(ec, "accept", describe("").substr(1));
+  if (ec) throw_error(ec, describe("accept"));
   return result;
 }
 
@@ -227,10 +237,12 @@ RecvFromResult Socket::recvfrom_into(std::span<char> buffer, std::error_code& ec
   RecvFromResult result;
   socklen_t len = Address::capacity();
   const bool waits = timeout_ && timeout_->count() > 0;
-  // MSG_TRUNC makes recvfrom return the datagram's real length, so truncation is visible.
+  // MSG_TRUNC makes recvfrom return the datagram's real length, so truncation is visible. Not
+  // on a stream socket: there TCP takes MSG_TRUNC as "discard the data".
+  const int trunc = type_ == SOCK_STREAM ? 0 : MSG_TRUNC;
   const auto n = io_call(fd_, POLLIN, waits, deadline(), ec, [&] {
     len = Address::capacity();
-    return ::recvfrom(fd_, buffer.data(), buffer.size(), flags | MSG_TRUNC, result.address.data(),
+    return ::recvfrom(fd_, buffer.data(), buffer.size(), flags | trunc, result.address.data(),
                       &len);
   });
   if (n < 0) return result;
@@ -271,7 +283,10 @@ std::size_t Socket::sendto(std::string_view data, const Address& address, int fl
 }
 
 void Socket::shutdown(int how) {
-  if (::shutdown(fd_, how) != 0) throw_errno(describe("shutdown"));
+  if (::shutdown(fd_, how) != 0) {
+    const auto ec = sys::last_error();  // before describe() overwrites errno
+    throw_error(ec, describe("shutdown"));
+  }
 }
 
 void Socket::close() noexcept {

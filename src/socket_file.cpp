@@ -73,10 +73,11 @@ std::string SocketFile::readline(std::size_t max_len) {
   for (;;) {
     const auto view = in_.view();
     const auto limit = std::min(view.size(), max_len);
-    if (const auto* nl = static_cast<const char*>(
-            std::memchr(view.data() + searched, '\n', limit - std::min(searched, limit)))) {
-      return read(static_cast<std::size_t>(nl - view.data()) + 1);
-    }
+    const auto* nl =
+        searched < limit
+            ? static_cast<const char*>(std::memchr(view.data() + searched, '\n', limit - searched))
+            : nullptr;
+    if (nl) return read(static_cast<std::size_t>(nl - view.data()) + 1);
     if (view.size() >= max_len) {
       throw_error(errc::line_too_long, "readline",
                   "(no newline within " + std::to_string(max_len) + " bytes)");

@@ -4,13 +4,15 @@
 #include <sockserv/server.hpp>
 
 #include "sys/fd.hpp"
+#include "sys/unix_file.hpp"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <stdexcept>
 
 namespace sockserv {
+
+struct TCPServer::UnixSocketFile : sys::OwnedSocketFile {};
 
 TCPServer::TCPServer(const Address& address, RequestHandlerFactory handler, bool bind_and_activate)
     : TCPServer(address, std::move(handler), SOCK_STREAM) {
@@ -21,9 +23,10 @@ TCPServer::TCPServer(const Address& address, RequestHandlerFactory handler, int 
     : BaseServer(address, std::move(handler)),
       address_family(address.family()),
       socket_type(type),
-      socket(address_family, type) {}
+      socket(address_family, type),
+      socket_file_(std::make_unique<UnixSocketFile>()) {}
 
-TCPServer::~TCPServer() { unlink_own_socket_file(); }
+TCPServer::~TCPServer() { socket_file_->remove(); }
 
 void TCPServer::server_bind() {
   if (server_address.is_inet()) {
@@ -31,17 +34,10 @@ void TCPServer::server_bind() {
     // Linux 6.12.9 refuses SO_REUSEPORT on other families, hence Python's family check.
     if (allow_reuse_port) socket.set_reuse_port(true);
   }
-  const bool unix_file = server_address.is_unix() && !server_address.is_abstract();
-  if (unix_file) sys::remove_stale_unix_socket(server_address.path().c_str(), socket_type);
+  sys::OwnedSocketFile::prepare(server_address, socket_type);
   socket.bind(server_address);
   server_address = socket.getsockname();  // port 0 becomes the port the kernel chose
-  if (unix_file) {
-    struct stat st {};
-    if (::stat(server_address.path().c_str(), &st) == 0) {
-      bound_inode_ = st.st_ino;
-      bound_device_ = st.st_dev;
-    }
-  }
+  socket_file_->remember(server_address);
 }
 
 void TCPServer::server_activate() {
@@ -51,20 +47,9 @@ void TCPServer::server_activate() {
   socket.setblocking(false);
 }
 
-void TCPServer::unlink_own_socket_file() noexcept {
-  if (bound_inode_ == 0) return;
-  const auto path = server_address.path();
-  struct stat st {};
-  // Only our own file: another server may have replaced it since.
-  if (::stat(path.c_str(), &st) == 0 && st.st_ino == bound_inode_ && st.st_dev == bound_device_) {
-    ::unlink(path.c_str());
-  }
-  bound_inode_ = 0;
-}
-
 void TCPServer::server_close() {
   BaseServer::server_close();
-  unlink_own_socket_file();
+  socket_file_->remove();
   socket.close();
 }
 

@@ -200,9 +200,8 @@ class TCPServer : public BaseServer {
  private:
   // Unix socket file policy: a stale file (nobody listening) is removed before bind; the file
   // this server created is removed by server_close(), unless something replaced it.
-  void unlink_own_socket_file() noexcept;
-  ino_t bound_inode_ = 0;
-  dev_t bound_device_ = 0;
+  struct UnixSocketFile;
+  std::unique_ptr<UnixSocketFile> socket_file_;
 };
 
 class UDPServer : public TCPServer {

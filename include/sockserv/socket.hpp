@@ -67,6 +67,9 @@ class Socket {
   // Takes ownership of an open descriptor (Python's socket(fileno=fd)), e.g. one inherited from
   // systemd. Throws SocketError when `fd` is not a socket.
   static Socket from_fd(int fd);
+  // Takes ownership of `fd` whose family and type the caller knows (no syscall: the accept path
+  // of the event loop). `nonblocking` says the descriptor already is.
+  static Socket adopt(int fd, int family, int type, bool nonblocking = false) noexcept;
 
   Socket(Socket&& other) noexcept;
   Socket& operator=(Socket&& other) noexcept;

@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: MIT
+// Connection: a connected socket on an event loop, with awaitable operations that read like the
+// blocking StreamRequestHandler of the seed.
+//
+//   Task<void> handle(Connection conn) {
+//     for (;;) {
+//       std::string line = co_await conn.readline();
+//       if (line.empty()) co_return;                  // the peer closed
+//       co_await conn.sendall(upper(line));
+//     }
+//   }
+//
+// Every operation tries the syscall first and waits for readiness only after EAGAIN. sendall()
+// completes only when the kernel has taken every byte: a coroutine cannot produce faster than
+// its peer reads, so a slow reader never makes the server buffer without bound (backpressure).
+// Reads that need a buffer (readline, read_exact, read_frame) keep one while bytes are pending
+// and give it back when it empties: an idle connection owns no read buffer.
+//
+// Errors and limits are the sockets layer's: TimeoutError after settimeout(), ConnectionError
+// when the peer resets, SocketError(errc::line_too_long / frame_too_large) past a limit, and
+// std::system_error(operation_canceled) when the task is cancelled (server shutdown, or the peer
+// vanished while the task was busy elsewhere).
+//
+// Ownership: owns the socket (closed by the destructor or close()). Move-only. Thread safety:
+// belongs to the loop it was created on; one reader and one writer may wait at the same time.
+#pragma once
+
+#include <sockserv/address.hpp>
+#include <sockserv/aio/event_loop.hpp>
+#include <sockserv/buffer.hpp>
+#include <sockserv/framing.hpp>
+#include <sockserv/socket.hpp>
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace sockserv::aio {
+
+class Connection;
+
+namespace detail {
+
+// A connection's state, on the heap so its address stays fixed while the loop refers to it.
+struct ConnectionState {
+  IoState io;
+  Socket sock;
+  EventLoop* loop = nullptr;
+  Buffer in;         // bytes received by readline/read_exact/read_frame, not yet used
+  Timeout timeout;   // per operation
+  bool eof = false;  // a read has seen the end of the stream
+  std::optional<Address> peer_override;  // set by the server (e.g. from a PROXY header)
+};
+
+// The common part of the awaitable operations: suspend on the connection's descriptor until
+// perform() completes, with the connection's timeout and the task's cancellation.
+class IoOperation : protected IoWaiter {
+ public:
+  IoOperation(ConnectionState& c, bool reading) noexcept : conn_(&c) {
+    state = &c.io;
+    is_reader = reading;
+  }
+  // Movable until it is awaited (with_timeout takes awaitables by value).
+  IoOperation(IoOperation&& other) noexcept : IoWaiter(), conn_(other.conn_) {
+    state = other.state;
+    is_reader = other.is_reader;
+    perform = other.perform;
+  }
+  IoOperation(const IoOperation&) = delete;
+  IoOperation& operator=(const IoOperation&) = delete;
+  ~IoOperation() { EventLoop::forget_wait(*this); }
+
+  bool await_ready() const noexcept { return false; }
+  template <class Promise>
+  bool await_suspend(std::coroutine_handle<Promise> h) {
+    handle = h;
+    cancel = cancel_state_of(h);
+    return begin();
+  }
+
+ protected:
+  // Tries once, then registers the wait. False: complete now (or cancelled), do not suspend.
+  bool begin();
+  // Throws for a timeout, a cancellation or the syscall's error.
+  void check(std::string_view operation) const;
+
+  ConnectionState* conn_;
+  int sys_error_ = 0;
+};
+
+// Waits for readiness only (connect completion).
+class WaitOperation : public IoOperation {
+ public:
+  WaitOperation(ConnectionState& c, bool reading) noexcept : IoOperation(c, reading) {}
+  void await_resume() { check(is_reader ? "wait readable" : "wait writable"); }
+};
+
+class RecvOperation : public IoOperation {
+ public:
+  // use_buffered: serve bytes already in the connection's read buffer first (recv_into);
+  // false: always receive new bytes (the buffered readers' fill()).
+  RecvOperation(ConnectionState& c, std::span<char> into, bool use_buffered) noexcept;
+  std::size_t await_resume() {
+    check("recv");
+    return received_;
+  }
+
+ private:
+  static bool attempt(IoWaiter& self);
+  std::span<char> into_;
+  std::size_t received_ = 0;
+  bool use_buffered_;
+};
+
+class RecvStringOperation : public IoOperation {
+ public:
+  RecvStringOperation(ConnectionState& c, std::size_t max) noexcept;
+  std::string await_resume() {
+    check("recv");
+    return std::move(data_);
+  }
+
+ private:
+  static bool attempt(IoWaiter& self);
+  std::size_t max_;
+  std::string data_;
+};
+
+class SendOperation : public IoOperation {
+ public:
+  SendOperation(ConnectionState& c, std::string_view data) noexcept;
+  void await_resume() { check("sendall"); }
+
+ private:
+  static bool attempt(IoWaiter& self);
+  std::string_view rest_;
+};
+
+}  // namespace detail
+
+class Connection {
+ public:
+  Connection() noexcept = default;
+  // Adopts a connected socket: makes it non-blocking and registers it with the event loop running
+  // on this thread. Throws std::logic_error when there is none, SocketError when it fails.
+  explicit Connection(Socket sock);
+  Connection(Connection&&) noexcept = default;
+  Connection& operator=(Connection&& other) noexcept;
+  ~Connection();
+
+  explicit operator bool() const noexcept { return static_cast<bool>(state_); }
+  int fileno() const noexcept { return state_ ? state_->sock.fileno() : -1; }
+  Socket& socket() noexcept { return state_->sock; }
+  // The peer's address (Python's client_address): the real client's when the server read a
+  // PROXY protocol header.
+  Address peer_address() const;
+  void set_peer_address(Address address) { state_->peer_override = std::move(address); }
+
+  // Each later operation may wait at most `timeout` (nullopt: no limit), then TimeoutError.
+  void settimeout(Timeout timeout) noexcept { state_->timeout = timeout; }
+  Timeout gettimeout() const noexcept { return state_->timeout; }
+
+  // --- Reading
+  // ------------------------------------------------------------------------------------- At most
+  // `max` bytes: what is buffered, else what one recv() brings; "" when the peer closed.
+  detail::RecvStringOperation recv(std::size_t max = 65536);
+  // One recv() into `buffer` (zero copies): the byte count, 0 when the peer closed.
+  detail::RecvOperation recv_into(std::span<char> buffer);
+  // Exactly n bytes; ConnectionError(errc::connection_broken) if the peer closes first.
+  Task<std::string> read_exact(std::size_t n);
+  // One line including '\n' (the last may lack it), "" at EOF; errc::line_too_long past max_len.
+  Task<std::string> readline(std::size_t max_len = 65536);
+  // The next message of `codec`'s format; nullopt when the peer closed between messages.
+  Task<std::optional<std::string>> read_frame(const Codec& codec);
+
+  // --- Writing
+  // ------------------------------------------------------------------------------------- Sends all
+  // of `data`; completes when the kernel has taken it (backpressure). `data` must stay valid until
+  // the co_await completes (a temporary in the same expression does).
+  detail::SendOperation sendall(std::string_view data);
+  detail::SendOperation write(std::string_view data) { return sendall(data); }
+  Task<void> write_frame(const Codec& codec, std::string_view message);
+
+  // --- Ending
+  // --------------------------------------------------------------------------------------
+  // shutdown(2); SHUT_WR tells the peer we are done sending (it reads EOF).
+  void shutdown(int how = SHUT_WR);
+  // Unregisters and closes the socket. A pending operation must not be waiting.
+  void close() noexcept;
+
+  // For the servers: the task to cancel when the peer hangs up while nobody waits on I/O.
+  void set_owner(CancelState* owner) noexcept { state_->io.owner = owner; }
+
+ private:
+  friend Task<Connection> open_connection(Address address, Timeout timeout);
+  // Receives more bytes into the read buffer; false at EOF.
+  Task<bool> fill();
+
+  std::unique_ptr<detail::ConnectionState> state_;
+};
+
+// Connects to `address` without blocking the loop. Throws SocketError/TimeoutError.
+Task<Connection> open_connection(Address address, Timeout timeout = std::nullopt);
+
+}  // namespace sockserv::aio

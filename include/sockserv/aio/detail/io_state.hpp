@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: MIT
+// Internal bookkeeping shared by EventLoop and its awaitables. Not part of the API: the names
+// may change in any release.
+//
+//   IoState    one registered descriptor: who waits to read, who waits to write
+//   IoWaiter   one suspended operation (lives in the suspended coroutine's frame)
+//   TimerNode  one armed deadline in the loop's timer heap (intrusive: no allocation)
+#pragma once
+
+#include <sockserv/aio/task.hpp>
+
+#include <chrono>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+
+namespace sockserv::aio {
+class EventLoop;
+}
+
+namespace sockserv::aio::detail {
+
+using Clock = std::chrono::steady_clock;
+
+struct TimerNode {
+  static constexpr std::size_t not_armed = std::numeric_limits<std::size_t>::max();
+  Clock::time_point deadline{};
+  std::uint64_t sequence = 0;  // ties are broken by arming order
+  std::size_t heap_index = not_armed;
+  void (*fire)(TimerNode*) = nullptr;
+  bool armed() const noexcept { return heap_index != not_armed; }
+};
+
+struct IoState;
+
+struct IoWaiter {
+  std::coroutine_handle<> handle;
+  IoState* state = nullptr;
+  EventLoop* loop = nullptr;
+  CancelState* cancel = nullptr;
+  TimerNode timer;  // the operation's timeout, when it has one
+  int error = 0;    // set on resume: 0 = ready, ECANCELED, ETIMEDOUT
+  bool is_reader = true;
+  // Attempts the operation when the descriptor is reported ready; true when it is complete (the
+  // waiter is resumed), false when the report was stale (EAGAIN: keep waiting). Edge-triggered
+  // epoll can deliver an edge for data an earlier attempt already consumed, so readiness alone
+  // never completes an operation. nullptr: readiness is the result (the waiter just resumes).
+  bool (*perform)(IoWaiter& self) = nullptr;
+};
+
+struct IoState {
+  int fd = -1;
+  bool edge_triggered = false;  // registered once for both directions (connections, listeners)
+  bool hung_up = false;         // the kernel reported HUP/ERR
+  bool exclusive = false;       // a listener shared by several loops: wake only one (epoll)
+  unsigned interest = 0;        // level-triggered: the events currently registered
+  IoWaiter* reader = nullptr;
+  IoWaiter* writer = nullptr;
+  CancelState* owner = nullptr;  // cancelled when the peer hangs up while nobody waits on I/O
+  std::size_t backend_slot = 0;  // the poll backend's index
+  // Set for states that are not connections (add_reader watches, the loop's wake-up eventfd):
+  // the loop calls it instead of resuming waiters.
+  void (*on_ready)(IoState& state, unsigned events, EventLoop& loop) = nullptr;
+};
+
+struct ReadyIo {
+  IoState* state;
+  unsigned events;
+};
+
+}  // namespace sockserv::aio::detail

@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: MIT
+// The event-loop servers: AsyncTCPServer, AsyncUnixStreamServer, AsyncUDPServer. Their handler
+// is a coroutine, and the vocabulary is the seed's where it applies.
+//
+//   Task<void> upper(Connection conn) {
+//     for (std::string line; !(line = co_await conn.readline()).empty();)
+//       co_await conn.sendall(to_upper(line));
+//   }
+//   AsyncTCPServer server({"localhost", 9999}, upper);
+//   server.serve_forever();            // `threads` event loops, one per core by default
+//
+// Multi-core: serve_forever() runs `threads` event loops (one on the calling thread). They share
+// the one listening socket, each registered with EPOLLEXCLUSIVE, so the kernel wakes one idle
+// loop per new connection and a connection stays on the loop that accepted it. (The other
+// design, one SO_REUSEPORT listener per loop, spreads connections by a hash of their addresses
+// whether or not the loop is busy, and lets other processes join the port silently;
+// docs/BENCHMARKS.md measures both.)
+//
+// Shutdown: shutdown() (any thread, or a handler) stops accepting, gives running handlers
+// `shutdown_grace` to finish, then cancels the rest (their pending operation throws
+// operation_canceled), waits for every task to end, and makes serve_forever() return.
+//
+// Ownership: the server owns its listening socket and its loops. Thread safety: shutdown() from
+// anywhere; the rest from the thread that created the server.
+#pragma once
+
+#include <sockserv/address.hpp>
+#include <sockserv/aio/connection.hpp>
+#include <sockserv/aio/event_loop.hpp>
+#include <sockserv/aio/task.hpp>
+#include <sockserv/socket.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace sockserv::aio {
+
+using ConnectionHandler = std::function<Task<void>(Connection)>;
+
+namespace detail {
+struct Worker;
+}
+
+class AsyncServerBase {
+ public:
+  AsyncServerBase(const AsyncServerBase&) = delete;
+  AsyncServerBase& operator=(const AsyncServerBase&) = delete;
+  virtual ~AsyncServerBase();
+
+  // Runs the event loops until shutdown(); returns when every task has ended. Throws
+  // std::logic_error if already serving.
+  void serve_forever();
+  // Asks serve_forever() to stop and waits for it, unless called on one of the server's loops (a
+  // handler): then it only asks. Never deadlocks; returns at once when nothing serves.
+  void shutdown();
+  // Closes the listening socket (and removes the server's Unix socket file). Idempotent.
+  virtual void server_close();
+  void bind_and_activate();
+  virtual void server_bind();
+  virtual void server_activate() = 0;
+
+  // Reports a handler's exception (not a cancellation). Default: stderr, with the address.
+  virtual void handle_error(const Address& client_address, std::exception_ptr error);
+
+  // Tasks (connections, datagrams) running now, over all loops.
+  std::size_t active_tasks() const noexcept { return active_.load(); }
+
+  // --- Attributes ------------------------------------------------------------------------------
+  Address server_address;
+  Socket socket;
+  std::size_t threads = std::max(1u, std::thread::hardware_concurrency());
+  bool allow_reuse_address = true;  // as asyncio's create_server
+  // How long running handlers may go on after shutdown() before they are cancelled.
+  std::chrono::nanoseconds shutdown_grace{0};
+  EventLoop::Backend backend = EventLoop::Backend::automatic;
+
+ protected:
+  AsyncServerBase(const Address& address, int socket_type);
+  // The task each loop runs to take requests from the socket.
+  virtual Task<void> receive_loop(detail::Worker& worker) = 0;
+  // Starts a task for one request on `worker`'s loop, counted and cancelled at shutdown.
+  void start_task(detail::Worker& worker, Task<void> task);
+  bool stopping() const noexcept { return stopping_.load(); }
+
+ private:
+  void run_worker(detail::Worker& worker);
+  void begin_shutdown(detail::Worker& worker);
+  Task<void> run_task(detail::Worker& worker, void* record, Task<void> task);
+
+  std::vector<std::unique_ptr<detail::Worker>> workers_;
+  std::atomic<std::size_t> active_{0};
+  std::atomic<bool> stopping_{false};
+  mutable std::mutex mutex_;
+  std::condition_variable stopped_;
+  bool serving_ = false;
+  struct UnixSocketFile;
+  std::unique_ptr<UnixSocketFile> socket_file_;
+};
+
+class AsyncTCPServer : public AsyncServerBase {
+ public:
+  // Binds and listens unless bind_and_activate is false (then set attributes and call
+  // bind_and_activate()).
+  AsyncTCPServer(const Address& address, ConnectionHandler handler, bool bind_and_activate = true);
+
+  void server_activate() override;
+  // Return false to refuse a connection (it is closed at once). Called on a loop thread.
+  virtual bool verify_request(const Address& client_address);
+
+  int request_queue_size = SOMAXCONN;
+  // Each connection's per-operation timeout (nullopt: none), set before the handler runs.
+  Timeout connection_timeout;
+  ConnectionHandler RequestHandlerClass;
+
+ protected:
+  Task<void> receive_loop(detail::Worker& worker) override;
+
+ private:
+  Task<void> serve_connection(Socket sock, Address peer);
+};
+
+// AsyncTCPServer on a Unix stream socket (Address::unix_path / Address::abstract).
+class AsyncUnixStreamServer : public AsyncTCPServer {
+ public:
+  AsyncUnixStreamServer(const Address& address, ConnectionHandler handler,
+                        bool bind_and_activate = true);
+};
+
+// One datagram and its sender; reply() answers it through the server's socket.
+struct Datagram {
+  std::string data;
+  Address address;
+  Socket* socket = nullptr;
+  // Sends `bytes` to the sender without blocking; a reply that finds the socket's buffer full is
+  // dropped (as the network may drop any datagram) and false is returned.
+  bool reply(std::string_view bytes) const;
+};
+
+using DatagramHandler = std::function<Task<void>(Datagram)>;
+
+class AsyncUDPServer : public AsyncServerBase {
+ public:
+  AsyncUDPServer(const Address& address, DatagramHandler handler, bool bind_and_activate = true);
+  void server_activate() override {}
+  // Datagrams larger than this are dropped and reported (never handed on cut short).
+  std::size_t max_packet_size = 65535;
+  DatagramHandler RequestHandlerClass;
+
+ protected:
+  Task<void> receive_loop(detail::Worker& worker) override;
+};
+
+}  // namespace sockserv::aio

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: MIT
+// Task<T>: the coroutine type of sockserv::aio.
+//
+//   Task<std::string> read_greeting(Connection& conn) { co_return co_await conn.readline(); }
+//   Task<void> handle(Connection conn) { auto line = co_await read_greeting(conn); ... }
+//
+// A Task is lazy: it starts when awaited (or when spawn()ed), runs on the awaiting coroutine's
+// event loop, and hands its result or exception to the awaiter. Awaiting a finished Task's
+// successor uses symmetric transfer, so long chains of co_await never grow the stack.
+//
+// Cancellation: every chain of Tasks started by one spawn() shares a CancelState. cancel() makes
+// the operation the chain is suspended in (I/O, sleep, to_thread) finish at once with
+// std::errc::operation_canceled, and every later operation too, so the coroutine unwinds through
+// its destructors like any exception. The servers cancel a connection's task when they shut down.
+//
+// Ownership: a Task owns its coroutine frame (move-only). Thread safety: a Task runs on one loop.
+#pragma once
+
+#include <coroutine>
+#include <exception>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+namespace sockserv::aio {
+
+// The cancellation state of one chain of tasks. Awaitables that suspend register how to
+// interrupt themselves in `cancel_fn`/`cancel_arg` and clear it when they resume.
+struct CancelState {
+  bool cancelled = false;
+  void (*cancel_fn)(void*) = nullptr;
+  void* cancel_arg = nullptr;
+
+  // Marks the chain cancelled and interrupts the pending operation, if any. Loop thread only.
+  void cancel() noexcept {
+    cancelled = true;
+    if (auto* fn = std::exchange(cancel_fn, nullptr)) fn(cancel_arg);
+  }
+};
+
+namespace detail {
+
+struct PromiseBase {
+  std::coroutine_handle<> continuation;
+  CancelState* cancel_state = nullptr;
+  std::exception_ptr error;
+
+  std::suspend_always initial_suspend() noexcept { return {}; }
+
+  struct FinalAwaiter {
+    bool await_ready() noexcept { return false; }
+    template <class Promise>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
+      auto next = self.promise().continuation;
+      return next ? next : std::noop_coroutine();
+    }
+    void await_resume() noexcept {}
+  };
+  FinalAwaiter final_suspend() noexcept { return {}; }
+  void unhandled_exception() noexcept { error = std::current_exception(); }
+};
+
+// The cancel state of the coroutine that is suspending, or nullptr if it is not one of ours.
+template <class Promise>
+CancelState* cancel_state_of(std::coroutine_handle<Promise> h) noexcept {
+  if constexpr (std::is_base_of_v<PromiseBase, Promise>) {
+    return h.promise().cancel_state;
+  } else {
+    return nullptr;
+  }
+}
+
+template <class T>
+struct Promise;
+
+}  // namespace detail
+
+template <class T = void>
+class [[nodiscard]] Task {
+ public:
+  using promise_type = detail::Promise<T>;
+  using value_type = T;
+
+  Task() noexcept = default;
+  explicit Task(std::coroutine_handle<promise_type> h) noexcept : handle_(h) {}
+  Task(Task&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
+  Task& operator=(Task&& other) noexcept {
+    if (this != &other) {
+      if (handle_) handle_.destroy();
+      handle_ = std::exchange(other.handle_, {});
+    }
+    return *this;
+  }
+  Task(const Task&) = delete;
+  Task& operator=(const Task&) = delete;
+  ~Task() {
+    if (handle_) handle_.destroy();
+  }
+
+  bool valid() const noexcept { return static_cast<bool>(handle_); }
+  bool done() const noexcept { return !handle_ || handle_.done(); }
+
+  struct Awaiter {
+    std::coroutine_handle<promise_type> handle;
+    bool await_ready() const noexcept { return !handle || handle.done(); }
+    template <class Parent>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<Parent> parent) noexcept {
+      handle.promise().continuation = parent;
+      // The awaited task joins the awaiting chain's cancellation state, unless it was given its
+      // own (with_timeout does that).
+      if (!handle.promise().cancel_state)
+        handle.promise().cancel_state = detail::cancel_state_of(parent);
+      return handle;
+    }
+    T await_resume() { return handle.promise().result(); }
+  };
+  Awaiter operator co_await() && noexcept { return Awaiter{handle_}; }
+  Awaiter operator co_await() & noexcept { return Awaiter{handle_}; }
+
+  // For the library: the frame, to start a root task or set its cancel state.
+  std::coroutine_handle<promise_type> handle() const noexcept { return handle_; }
+  std::coroutine_handle<promise_type> release() noexcept { return std::exchange(handle_, {}); }
+
+ private:
+  std::coroutine_handle<promise_type> handle_;
+};
+
+namespace detail {
+
+template <class T>
+struct Promise : PromiseBase {
+  std::optional<T> value;
+  Task<T> get_return_object() noexcept {
+    return Task<T>(std::coroutine_handle<Promise>::from_promise(*this));
+  }
+  template <class U>
+  void return_value(U&& v) {
+    value.emplace(std::forward<U>(v));
+  }
+  T result() {
+    if (error) std::rethrow_exception(error);
+    return std::move(*value);
+  }
+};
+
+template <>
+struct Promise<void> : PromiseBase {
+  Task<void> get_return_object() noexcept {
+    return Task<void>(std::coroutine_handle<Promise>::from_promise(*this));
+  }
+  void return_void() noexcept {}
+  void result() {
+    if (error) std::rethrow_exception(error);
+  }
+};
+
+}  // namespace detail
+}  // namespace sockserv::aio

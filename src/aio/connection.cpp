@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: MIT
+#include <sockserv/aio/connection.hpp>
+#include <sockserv/error.hpp>
+
+#include "sys/fd.hpp"
+
+#include <sys/socket.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+
+namespace sockserv::aio {
+namespace detail {
+namespace {
+
+// recv() target for recv(): one per thread, so a connection owns no receive buffer while idle.
+thread_local std::array<char, 65536> scratch;
+
+ssize_t recv_some(int fd, void* into, std::size_t n) noexcept {
+  return sys::retry_eintr([&] { return ::recv(fd, into, n, 0); });
+}
+
+}  // namespace
+
+bool IoOperation::begin() {
+  if (cancel && cancel->cancelled) {
+    error = ECANCELED;
+    return false;
+  }
+  if (perform && perform(*this)) return false;  // done at once: no suspension
+  std::optional<Clock::time_point> deadline;
+  if (conn_->timeout) deadline = Clock::now() + *conn_->timeout;
+  return conn_->loop->wait_io(*this, deadline);
+}
+
+void IoOperation::check(std::string_view operation) const {
+  auto where = [this] {
+    return conn_->peer_override ? conn_->peer_override->to_string() : std::string();
+  };
+  if (error == ETIMEDOUT)
+    throw_error(std::make_error_code(std::errc::timed_out), operation, where());
+  if (error == ECANCELED) {
+    throw_error(std::make_error_code(std::errc::operation_canceled), operation, where());
+  }
+  if (sys_error_) throw_error({sys_error_, std::generic_category()}, operation, where());
+}
+
+RecvOperation::RecvOperation(ConnectionState& c, std::span<char> into, bool use_buffered) noexcept
+    : IoOperation(c, true), into_(into), use_buffered_(use_buffered) {
+  perform = &RecvOperation::attempt;
+}
+
+bool RecvOperation::attempt(IoWaiter& self) {
+  auto& op = static_cast<RecvOperation&>(self);
+  auto& in = op.conn_->in;
+  if (op.use_buffered_ && !in.empty()) {
+    op.received_ = std::min(in.size(), op.into_.size());
+    std::memcpy(op.into_.data(), in.data(), op.received_);
+    in.consume(op.received_);
+    in.release();
+    return true;
+  }
+  const auto n = recv_some(op.conn_->sock.fileno(), op.into_.data(), op.into_.size());
+  if (n >= 0) {
+    op.received_ = static_cast<std::size_t>(n);
+    if (n == 0) op.conn_->eof = true;
+    return true;
+  }
+  if (sys::would_block(errno)) return false;
+  op.sys_error_ = errno;
+  return true;
+}
+
+RecvStringOperation::RecvStringOperation(ConnectionState& c, std::size_t max) noexcept
+    : IoOperation(c, true), max_(max) {
+  perform = &RecvStringOperation::attempt;
+}
+
+bool RecvStringOperation::attempt(IoWaiter& self) {
+  auto& op = static_cast<RecvStringOperation&>(self);
+  auto& in = op.conn_->in;
+  if (!in.empty()) {
+    const auto take = std::min(in.size(), op.max_);
+    op.data_.assign(in.data(), take);
+    in.consume(take);
+    in.release();
+    return true;
+  }
+  const auto n =
+      recv_some(op.conn_->sock.fileno(), scratch.data(), std::min(op.max_, scratch.size()));
+  if (n >= 0) {
+    op.data_.assign(scratch.data(), static_cast<std::size_t>(n));
+    if (n == 0) op.conn_->eof = true;
+    return true;
+  }
+  if (sys::would_block(errno)) return false;
+  op.sys_error_ = errno;
+  return true;
+}
+
+SendOperation::SendOperation(ConnectionState& c, std::string_view data) noexcept
+    : IoOperation(c, false), rest_(data) {
+  perform = &SendOperation::attempt;
+}
+
+bool SendOperation::attempt(IoWaiter& self) {
+  // The HOWTO's send loop, non-blocking: offer the rest until the kernel has taken it all or its
+  // buffer is full (EAGAIN: wait for the peer to read).
+  auto& op = static_cast<SendOperation&>(self);
+  while (!op.rest_.empty()) {
+    const auto n = sys::retry_eintr([&] {
+      return ::send(op.conn_->sock.fileno(), op.rest_.data(), op.rest_.size(), MSG_NOSIGNAL);
+    });
+    if (n < 0) {
+      if (sys::would_block(errno)) return false;
+      op.sys_error_ = errno;
+      return true;
+    }
+    op.rest_.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+}  // namespace detail
+
+Connection::Connection(Socket sock) : state_(std::make_unique<detail::ConnectionState>()) {
+  state_->loop = EventLoop::current();
+  if (!state_->loop) throw std::logic_error("Connection: no event loop runs on this thread");
+  if (sock.getblocking()) sock.setblocking(false);
+  state_->sock = std::move(sock);
+  state_->io.fd = state_->sock.fileno();
+  state_->io.edge_triggered = true;
+  state_->loop->add_io(state_->io);
+}
+
+Connection& Connection::operator=(Connection&& other) noexcept {
+  if (this != &other) {
+    close();
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+
+Connection::~Connection() { close(); }
+
+void Connection::close() noexcept {
+  if (!state_ || !state_->sock) return;
+  state_->loop->remove_io(state_->io);
+  state_->sock.close();
+  state_->io.fd = -1;
+}
+
+Address Connection::peer_address() const {
+  if (state_->peer_override) return *state_->peer_override;
+  return state_->sock.getpeername();
+}
+
+void Connection::shutdown(int how) { state_->sock.shutdown(how); }
+
+detail::RecvStringOperation Connection::recv(std::size_t max) { return {*state_, max}; }
+
+detail::RecvOperation Connection::recv_into(std::span<char> buffer) {
+  return {*state_, buffer, true};
+}
+
+detail::SendOperation Connection::sendall(std::string_view data) { return {*state_, data}; }
+
+Task<bool> Connection::fill() {
+  if (state_->eof) co_return false;
+  auto room = state_->in.prepare(16384);
+  const std::size_t n = co_await detail::RecvOperation(*state_, room, false);
+  state_->in.commit(n);
+  co_return n > 0;
+}
+
+Task<std::string> Connection::read_exact(std::size_t n) {
+  auto& in = state_->in;
+  while (in.size() < n) {
+    if (!co_await fill()) {
+      throw_error(errc::connection_broken, "read_exact",
+                  "(got " + std::to_string(in.size()) + " of " + std::to_string(n) + " bytes)");
+    }
+  }
+  std::string out(in.data(), n);
+  in.consume(n);
+  in.release();
+  co_return out;
+}
+
+Task<std::string> Connection::readline(std::size_t max_len) {
+  auto& in = state_->in;
+  std::size_t searched = 0;  // bytes known to hold no '\n': no quadratic rescans
+  for (;;) {
+    const auto view = in.view();
+    const auto limit = std::min(view.size(), max_len);
+    if (searched < limit) {
+      if (const auto* nl = static_cast<const char*>(
+              std::memchr(view.data() + searched, '\n', limit - searched))) {
+        std::string line(view.data(), static_cast<std::size_t>(nl - view.data()) + 1);
+        in.consume(line.size());
+        in.release();
+        co_return line;
+      }
+    }
+    if (view.size() >= max_len) {
+      throw_error(errc::line_too_long, "readline",
+                  "(no newline within " + std::to_string(max_len) + " bytes)");
+    }
+    searched = view.size();
+    if (!co_await fill()) {  // EOF: the last line may lack its '\n'
+      std::string rest(in.view());
+      in.consume(rest.size());
+      in.release();
+      co_return rest;
+    }
+  }
+}
+
+Task<std::optional<std::string>> Connection::read_frame(const Codec& codec) {
+  auto& in = state_->in;
+  if (state_->eof && in.empty()) co_return std::nullopt;
+  std::size_t scanned = 0;
+  for (;;) {
+    if (const auto frame = codec.parse(in.view(), scanned)) {
+      std::string message(in.view().substr(frame->offset, frame->size));
+      in.consume(frame->wire_size);
+      in.release();
+      co_return message;
+    }
+    if (!co_await fill()) {
+      const auto frame = codec.parse_eof(in.view());  // throws for a partial frame
+      std::optional<std::string> message;
+      if (frame) message.emplace(in.view().substr(frame->offset, frame->size));
+      in.consume(in.size());
+      in.release();
+      co_return message;
+    }
+  }
+}
+
+Task<void> Connection::write_frame(const Codec& codec, std::string_view message) {
+  const std::string wire = codec.encode(message);
+  co_await sendall(wire);
+}
+
+Task<Connection> open_connection(Address address, Timeout timeout) {
+  Socket sock(address.family(), SOCK_STREAM);
+  sock.setblocking(false);
+  const int rc = ::connect(sock.fileno(), address.data(), address.size());
+  if (rc != 0 && errno != EINPROGRESS) throw_errno("connect", address.to_string());
+  Connection conn(std::move(sock));
+  if (rc != 0) {
+    conn.settimeout(timeout);
+    try {
+      co_await detail::WaitOperation(*conn.state_, false);
+    } catch (const TimeoutError&) {
+      throw_error(std::make_error_code(std::errc::timed_out), "connect", address.to_string());
+    }
+    conn.settimeout(std::nullopt);
+    if (const auto ec = conn.socket().get_error()) throw_error(ec, "connect", address.to_string());
+  }
+  co_return conn;
+}
+
+}  // namespace sockserv::aio

@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: MIT
+// Reactor: the event loop's private I/O backend. It reports readiness per IoState; the loop
+// decides what to resume. Chosen in make_reactor() (reactor.cpp), the one place that knows them.
+#pragma once
+
+#include <sockserv/aio/detail/io_state.hpp>
+#include <sockserv/aio/event_loop.hpp>
+
+#include <memory>
+#include <system_error>
+#include <vector>
+
+namespace sockserv::aio::detail {
+
+inline constexpr unsigned io_read = 1;
+inline constexpr unsigned io_write = 2;
+inline constexpr unsigned io_hangup = 4;  // HUP or ERR: the connection is gone
+
+class Reactor {
+ public:
+  virtual ~Reactor() = default;
+  // Edge-triggered states are registered for read and write once; level-triggered ones with
+  // their current `interest`.
+  virtual std::error_code add(IoState& state) noexcept = 0;
+  // A level-triggered state's interest changed (edge-triggered: nothing to do).
+  virtual std::error_code update(IoState& state) noexcept = 0;
+  virtual void remove(IoState& state) noexcept = 0;
+  // Waits up to timeout_ms (-1: no limit) and appends what is ready. EINTR returns nothing.
+  virtual std::error_code wait(int timeout_ms, std::vector<ReadyIo>& out) noexcept = 0;
+  // Whether interest must follow the waiters (true for poll: it has no edge-triggered mode).
+  virtual bool level_only() const noexcept = 0;
+};
+
+std::unique_ptr<Reactor> make_epoll_reactor();
+std::unique_ptr<Reactor> make_poll_reactor();
+std::unique_ptr<Reactor> make_reactor(EventLoop::Backend& backend);
+
+}  // namespace sockserv::aio::detail

@@ -1,0 +1,355 @@
+// SPDX-License-Identifier: MIT
+// The event-loop servers: loops and their threads, the accept and receive loops, shutdown.
+#include <sockserv/aio/server.hpp>
+#include <sockserv/aio/timeout.hpp>
+#include <sockserv/error.hpp>
+#include <sockserv/thread.hpp>
+
+#include "sys/fd.hpp"
+#include "sys/report.hpp"
+#include "sys/unix_file.hpp"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <list>
+#include <vector>
+
+namespace sockserv::aio {
+namespace detail {
+
+// One event loop of a server, with the tasks it runs.
+struct Worker {
+  struct Record {
+    CancelState cancel;
+    std::list<Record>::iterator self;
+  };
+  std::unique_ptr<EventLoop> loop;
+  IoState listener;  // the server's socket, as registered on this loop
+  std::list<Record> records;
+  CancelState receive_cancel;
+  bool receiving = false;
+  bool shutting_down = false;
+  TimerHandle grace_timer;
+};
+
+namespace {
+
+// Waits until the server's socket is readable on this worker's loop.
+class WaitReadable : private IoWaiter {
+ public:
+  explicit WaitReadable(Worker& w) noexcept : worker_(w) {
+    state = &w.listener;
+    is_reader = true;
+  }
+  WaitReadable(const WaitReadable&) = delete;
+  WaitReadable& operator=(const WaitReadable&) = delete;
+  ~WaitReadable() { EventLoop::forget_wait(*this); }
+  bool await_ready() const noexcept { return false; }
+  template <class Promise>
+  bool await_suspend(std::coroutine_handle<Promise> h) {
+    handle = h;
+    cancel = cancel_state_of(h);
+    return worker_.loop->wait_io(*this, std::nullopt);
+  }
+  void await_resume() const {
+    if (error) throw_error({error, std::generic_category()}, "wait for requests");
+  }
+
+ private:
+  Worker& worker_;
+};
+
+bool is_cancellation(const std::system_error& e) {
+  return e.code() == std::errc::operation_canceled;
+}
+
+// EMFILE and friends: the pending connection stays queued, so retrying at once would spin.
+bool out_of_resources(int error) {
+  return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
+}
+
+std::vector<char>& datagram_scratch(std::size_t size) {
+  thread_local std::vector<char> scratch;
+  if (scratch.size() < size + 1) scratch.resize(size + 1);
+  return scratch;
+}
+
+}  // namespace
+}  // namespace detail
+
+using detail::Worker;
+
+struct AsyncServerBase::UnixSocketFile : sys::OwnedSocketFile {};
+
+AsyncServerBase::AsyncServerBase(const Address& address, int socket_type)
+    : server_address(address),
+      socket(address.family(), socket_type),
+      socket_file_(std::make_unique<UnixSocketFile>()) {}
+
+AsyncServerBase::~AsyncServerBase() { socket_file_->remove(); }
+
+void AsyncServerBase::bind_and_activate() {
+  try {
+    server_bind();
+    server_activate();
+  } catch (...) {
+    server_close();
+    throw;
+  }
+}
+
+void AsyncServerBase::server_bind() {
+  if (allow_reuse_address && server_address.is_inet()) socket.set_reuse_address(true);
+  sys::OwnedSocketFile::prepare(server_address, socket.type());
+  socket.bind(server_address);
+  server_address = socket.getsockname();
+  socket_file_->remember(server_address);
+  socket.setblocking(false);
+}
+
+void AsyncServerBase::server_close() {
+  socket_file_->remove();
+  socket.close();
+}
+
+void AsyncServerBase::handle_error(const Address& client_address, std::exception_ptr error) {
+  sys::report_exception(
+      "Exception occurred during processing of request from " + client_address.to_string(), error);
+}
+
+void AsyncServerBase::serve_forever() {
+  {
+    std::lock_guard lock(mutex_);
+    if (serving_) throw std::logic_error("serve_forever: the server is already serving");
+    serving_ = true;
+    workers_.clear();
+    for (std::size_t i = 0; i < std::max<std::size_t>(threads, 1); ++i) {
+      auto w = std::make_unique<Worker>();
+      w->loop = std::make_unique<EventLoop>(backend);
+      workers_.push_back(std::move(w));
+    }
+  }
+  std::vector<Thread> others;
+  for (std::size_t i = 1; i < workers_.size(); ++i) {
+    others.emplace_back([this, w = workers_[i].get()] { run_worker(*w); });
+  }
+  run_worker(*workers_[0]);
+  for (auto& t : others) t.join();
+  std::lock_guard lock(mutex_);
+  workers_.clear();  // destroys the loops (and any task that never ended)
+  serving_ = false;
+  stopping_ = false;  // a shutdown() is consumed by the serve_forever() it stopped
+  stopped_.notify_all();
+}
+
+void AsyncServerBase::run_worker(Worker& w) {
+  try {
+    w.listener.fd = socket.fileno();
+    w.listener.edge_triggered = true;
+    w.listener.exclusive = workers_.size() > 1;
+    w.loop->add_io(w.listener);
+    w.receiving = true;
+    auto guarded = [](AsyncServerBase* self, Worker* worker) -> Task<void> {
+      try {
+        co_await self->receive_loop(*worker);
+      } catch (const std::system_error& e) {
+        if (!detail::is_cancellation(e)) throw;
+      }
+      worker->receiving = false;
+      if (worker->shutting_down && worker->records.empty()) worker->loop->stop();
+    };
+    w.loop->spawn(guarded(this, &w), &w.receive_cancel);
+    if (stopping_) begin_shutdown(w);
+    w.loop->run_forever();
+    w.loop->remove_io(w.listener);
+  } catch (...) {
+    sys::report_exception("sockserv: event loop failed", std::current_exception());
+  }
+}
+
+void AsyncServerBase::shutdown() {
+  std::unique_lock lock(mutex_);
+  stopping_ = true;
+  if (!serving_) return;
+  bool on_our_loop = false;
+  for (auto& w : workers_) {
+    w->loop->call_soon_threadsafe([this, worker = w.get()] { begin_shutdown(*worker); });
+    on_our_loop = on_our_loop || EventLoop::current() == w->loop.get();
+  }
+  if (on_our_loop) return;  // a handler asked: the loops stop once it returns
+  stopped_.wait(lock, [this] { return !serving_; });
+}
+
+void AsyncServerBase::begin_shutdown(Worker& w) {
+  if (w.shutting_down) return;
+  w.shutting_down = true;
+  w.receive_cancel.cancel();  // stop accepting
+  auto cancel_all = [&w] {
+    for (auto& record : w.records) record.cancel.cancel();
+  };
+  if (w.records.empty() && !w.receiving) return w.loop->stop();
+  if (shutdown_grace.count() > 0) {
+    w.grace_timer = w.loop->call_later(shutdown_grace, cancel_all);
+  } else {
+    cancel_all();
+  }
+}
+
+void AsyncServerBase::start_task(Worker& w, Task<void> task) {
+  auto it = w.records.emplace(w.records.end());
+  it->self = it;
+  ++active_;
+  w.loop->spawn(run_task(w, &*it, std::move(task)), &it->cancel);
+}
+
+Task<void> AsyncServerBase::run_task(Worker& w, void* record, Task<void> task) {
+  try {
+    co_await std::move(task);
+  } catch (...) {
+    sys::report_exception("sockserv: task failed", std::current_exception());
+  }
+  auto* r = static_cast<Worker::Record*>(record);
+  w.records.erase(r->self);
+  --active_;
+  if (w.shutting_down && w.records.empty()) {
+    w.grace_timer.cancel();
+    if (!w.receiving) w.loop->stop();
+  }
+}
+
+// ---- TCP and Unix stream
+// -------------------------------------------------------------------------
+
+AsyncTCPServer::AsyncTCPServer(const Address& address, ConnectionHandler handler,
+                               bool bind_and_activate)
+    : AsyncServerBase(address, SOCK_STREAM), RequestHandlerClass(std::move(handler)) {
+  if (bind_and_activate) this->bind_and_activate();
+}
+
+void AsyncTCPServer::server_activate() { socket.listen(request_queue_size); }
+
+bool AsyncTCPServer::verify_request(const Address&) { return true; }
+
+Task<void> AsyncTCPServer::receive_loop(Worker& w) {
+  std::chrono::milliseconds backoff{0};
+  // Edge-triggered: accept until EAGAIN, and only then wait for the next edge (an edge that came
+  // before the first wait is not lost that way). Yield to the connections every 64 accepts.
+  for (;; co_await detail::WaitReadable(w)) {
+    for (int accepted = 0;; ++accepted) {
+      if (accepted == 64) {
+        co_await sleep(std::chrono::nanoseconds::zero());
+        accepted = 0;
+      }
+      Address peer;
+      socklen_t len = Address::capacity();
+      const int fd = ::accept4(socket.fileno(), peer.data(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        const int error = errno;
+        if (sys::would_block(error)) break;
+        if (error == ECONNABORTED || error == EINTR || error == EPROTO || error == EPERM) continue;
+        backoff =
+            std::clamp(backoff * 2, std::chrono::milliseconds(5), std::chrono::milliseconds(1000));
+        sys::report_line("sockserv: accept " + server_address.to_string() + ": " +
+                         std::generic_category().message(error) + "; retrying in " +
+                         std::to_string(backoff.count()) + " ms");
+        co_await sleep(backoff);
+        if (!detail::out_of_resources(error)) break;
+        continue;
+      }
+      backoff = std::chrono::milliseconds(0);
+      peer.resize(len);
+      if (!verify_request(peer)) {
+        ::close(fd);
+        continue;
+      }
+      start_task(w, serve_connection(Socket::adopt(fd, server_address.family(), SOCK_STREAM, true),
+                                     std::move(peer)));
+    }
+  }
+}
+
+Task<void> AsyncTCPServer::serve_connection(Socket sock, Address peer) {
+  try {
+    Connection conn(std::move(sock));
+    conn.settimeout(connection_timeout);
+    conn.set_owner(co_await detail::CurrentCancelState{});
+    co_await RequestHandlerClass(std::move(conn));
+  } catch (const std::system_error& e) {
+    if (!detail::is_cancellation(e)) handle_error(peer, std::current_exception());
+  } catch (...) {
+    handle_error(peer, std::current_exception());
+  }
+}
+
+AsyncUnixStreamServer::AsyncUnixStreamServer(const Address& address, ConnectionHandler handler,
+                                             bool bind_and_activate)
+    : AsyncTCPServer(address, std::move(handler), false) {
+  if (!address.is_unix()) throw std::invalid_argument("AsyncUnixStreamServer needs a Unix address");
+  if (bind_and_activate) this->bind_and_activate();
+}
+
+// ---- UDP
+// -----------------------------------------------------------------------------------------
+
+bool Datagram::reply(std::string_view bytes) const {
+  const auto n = sys::retry_eintr([&] {
+    return ::sendto(socket->fileno(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
+                    address.data(), address.size());
+  });
+  return n >= 0;
+}
+
+AsyncUDPServer::AsyncUDPServer(const Address& address, DatagramHandler handler,
+                               bool bind_and_activate)
+    : AsyncServerBase(address, SOCK_DGRAM), RequestHandlerClass(std::move(handler)) {
+  if (bind_and_activate) this->bind_and_activate();
+}
+
+Task<void> AsyncUDPServer::receive_loop(Worker& w) {
+  auto serve = [](AsyncUDPServer* self, Datagram d) -> Task<void> {
+    const Address from = d.address;
+    try {
+      co_await self->RequestHandlerClass(std::move(d));
+    } catch (const std::system_error& e) {
+      if (!detail::is_cancellation(e)) self->handle_error(from, std::current_exception());
+    } catch (...) {
+      self->handle_error(from, std::current_exception());
+    }
+  };
+  for (;; co_await detail::WaitReadable(w)) {  // drain first, then wait (edge-triggered)
+    for (int received = 0;; ++received) {
+      if (received == 64) {
+        co_await sleep(std::chrono::nanoseconds::zero());
+        received = 0;
+      }
+      auto& scratch = detail::datagram_scratch(max_packet_size);
+      Datagram d;
+      socklen_t len = Address::capacity();
+      // MSG_TRUNC: the real size comes back, so an oversized datagram is seen, not cut.
+      const auto n = sys::retry_eintr([&] {
+        return ::recvfrom(socket.fileno(), scratch.data(), max_packet_size,
+                          MSG_TRUNC | MSG_DONTWAIT, d.address.data(), &len);
+      });
+      if (n < 0) {
+        if (!sys::would_block(errno)) {
+          sys::report_line("sockserv: recvfrom " + server_address.to_string() + ": " +
+                           std::generic_category().message(errno));
+        }
+        break;
+      }
+      d.address.resize(len);
+      if (static_cast<std::size_t>(n) > max_packet_size) {
+        sys::report_line("sockserv: datagram truncated: " + std::to_string(n) + " bytes from " +
+                         d.address.to_string() + " exceed max_packet_size (" +
+                         std::to_string(max_packet_size) + "), dropped");
+        continue;
+      }
+      d.data.assign(scratch.data(), static_cast<std::size_t>(n));
+      d.socket = &socket;
+      start_task(w, serve(this, std::move(d)));
+    }
+  }
+}
+
+}  // namespace sockserv::aio
