@@ -10,7 +10,6 @@
 #include <string>
 
 namespace sockserv::tool {
-namespace {
 
 std::string upper(std::string text) {
   std::transform(text.begin(), text.end(), text.begin(),
@@ -27,6 +26,8 @@ std::string daytime() {
   const auto n = std::strftime(text, sizeof text, "%A, %B %d, %Y %H:%M:%S-UTC\r\n", &utc);
   return std::string(text, n);
 }
+
+namespace {
 
 RequestHandlerFactory stream_handler(std::string_view name) {
   if (name == "upper") {

@@ -30,7 +30,7 @@
 namespace sockserv::tool {
 namespace {
 
-enum class Mode { sync, threading, forking };
+enum class Mode { sync, threading, forking, async };
 enum class Transport { tcp, udp, unix_stream, unix_datagram };
 
 struct ServeOptions {
@@ -38,33 +38,77 @@ struct ServeOptions {
   std::string udp;
   std::string unix_path;
   std::string unix_dgram_path;
+  std::string mode_name = "sync";
   Mode mode = Mode::sync;
   std::string handler_name = "upper";
+  std::size_t threads = 0;  // async: event loops (0: one per core)
+};
+
+// What run_serve needs of a server, whatever its kind (the framework's or the event loop's).
+struct ServerControl {
+  std::shared_ptr<void> owner;
+  Address address;
+  std::function<void()> serve;     // serve_forever() then server_close()
+  std::function<void()> shutdown;  // thread-safe
 };
 
 template <class Server>
-std::unique_ptr<BaseServer> build(const Address& address, RequestHandlerFactory handler,
-                                  Mode mode) {
-  auto configure = [&](auto server) -> std::unique_ptr<BaseServer> {
+ServerControl control_of(std::shared_ptr<Server> server) {
+  ServerControl c;
+  c.address = server->server_address;
+  c.serve = [s = server.get()] {
+    s->serve_forever();
+    s->server_close();  // finish in-flight requests, join threads, reap children
+  };
+  c.shutdown = [s = server.get()] { s->shutdown(); };
+  c.owner = std::move(server);
+  return c;
+}
+
+template <class Server>
+ServerControl build(const Address& address, RequestHandlerFactory handler, Mode mode) {
+  auto configure = [&](auto server) {
     // A restarted server must not fail on the previous run's TIME_WAIT connections.
     server->allow_reuse_address = true;
     server->bind_and_activate();
-    return server;
+    return control_of(std::move(server));
   };
   switch (mode) {
     case Mode::threading:
       return configure(
-          std::make_unique<ThreadingMixIn<Server>>(address, std::move(handler), false));
+          std::make_shared<ThreadingMixIn<Server>>(address, std::move(handler), false));
     case Mode::forking:
-      return configure(std::make_unique<ForkingMixIn<Server>>(address, std::move(handler), false));
-    case Mode::sync:
-      break;
+      return configure(std::make_shared<ForkingMixIn<Server>>(address, std::move(handler), false));
+    default:
+      return configure(std::make_shared<Server>(address, std::move(handler), false));
   }
-  return configure(std::make_unique<Server>(address, std::move(handler), false));
 }
 
-std::unique_ptr<BaseServer> make_server_for(const ServeOptions& o) {
+template <class Server, class Handler>
+ServerControl build_async(const Address& address, Handler handler, std::size_t threads) {
+  auto server = std::make_shared<Server>(address, std::move(handler));
+  if (threads > 0) server->threads = threads;
+  return control_of(std::move(server));
+}
+
+ServerControl make_server_for(const ServeOptions& o) {
   const bool datagram = !o.udp.empty() || !o.unix_dgram_path.empty();
+  if (o.mode == Mode::async) {
+    if (!o.unix_path.empty()) {
+      return build_async<aio::AsyncUnixStreamServer>(
+          Address::parse("unix:" + o.unix_path), async_stream_handler(o.handler_name), o.threads);
+    }
+    if (!o.unix_dgram_path.empty()) {
+      return build_async<aio::AsyncUDPServer>(Address::parse("unix:" + o.unix_dgram_path),
+                                              async_datagram_handler(o.handler_name), o.threads);
+    }
+    if (!o.udp.empty()) {
+      return build_async<aio::AsyncUDPServer>(Address::lookup(o.udp, SOCK_DGRAM),
+                                              async_datagram_handler(o.handler_name), o.threads);
+    }
+    return build_async<aio::AsyncTCPServer>(Address::lookup(o.tcp, SOCK_STREAM),
+                                            async_stream_handler(o.handler_name), o.threads);
+  }
   auto handler = builtin_handler(o.handler_name, datagram);
   if (!o.unix_path.empty()) {
     return build<UnixStreamServer>(Address::parse("unix:" + o.unix_path), handler, o.mode);
@@ -107,13 +151,12 @@ int run_serve(const ServeOptions& options) {
   if (signal_fd < 0 || ::pipe2(done_pipe, O_CLOEXEC) != 0) throw_errno("signalfd");
 
   auto server = make_server_for(options);
-  std::cout << "listening on " << server->server_address.to_string() << std::endl;
+  std::cout << "listening on " << server.address.to_string() << std::endl;
 
   std::exception_ptr serve_error;
   Thread serving([&] {
     try {
-      server->serve_forever();
-      server->server_close();  // finish in-flight requests, join threads, reap children
+      server.serve();
     } catch (...) {
       serve_error = std::current_exception();
     }
@@ -121,7 +164,7 @@ int run_serve(const ServeOptions& options) {
   });
   if (const int sig = wait_for_signal_or(signal_fd, done_pipe[0])) {
     std::cerr << "sockserv serve: " << ::strsignal(sig) << ", shutting down" << std::endl;
-    server->shutdown();
+    server.shutdown();
     if (wait_for_signal_or(signal_fd, done_pipe[0]) != 0) {
       std::cerr << "sockserv serve: second signal, exiting now" << std::endl;
       ::_exit(1);
@@ -148,19 +191,25 @@ void add_serve_command(CLI::App& app, int& exit_status) {
   udp->excludes(tcp, unix_stream, unix_dgram);
   unix_stream->excludes(tcp, unix_dgram);
   unix_dgram->excludes(tcp);
-  const std::map<std::string, Mode> modes{
-      {"sync", Mode::sync}, {"threading", Mode::threading}, {"forking", Mode::forking}};
-  cmd->add_option("--mode", options->mode,
+  cmd->add_option("--mode", options->mode_name,
                   "sync: one request at a time; threading: a thread per request; forking: a "
-                  "process per request")
-      ->transform(CLI::CheckedTransformer(modes, CLI::ignore_case))
-      ->default_str("sync");
+                  "process per request; async: event loops with coroutine handlers")
+      ->check(CLI::IsMember({"sync", "threading", "forking", "async"}))
+      ->default_val("sync");
+  cmd->add_option("--threads", options->threads,
+                  "async mode: number of event loops (default: one per core)")
+      ->check(CLI::Range(1, 1024));
   cmd->add_option("--handler", options->handler_name,
                   "upper: upper-cased reply per line; echo: bytes back; discard: drop input; "
                   "daytime: the date and time")
       ->check(CLI::IsMember({"upper", "echo", "discard", "daytime"}))
       ->default_val("upper");
   cmd->callback([options, &exit_status] {
+    const std::map<std::string, Mode> modes{{"sync", Mode::sync},
+                                            {"threading", Mode::threading},
+                                            {"forking", Mode::forking},
+                                            {"async", Mode::async}};
+    options->mode = modes.at(options->mode_name);
     try {
       exit_status = run_serve(*options);
     } catch (const std::exception& e) {
