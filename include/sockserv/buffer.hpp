@@ -21,14 +21,29 @@
 #include <memory>
 #include <span>
 #include <string_view>
+#include <utility>
 
 namespace sockserv {
 
 class Buffer {
  public:
   Buffer() = default;
-  Buffer(Buffer&&) noexcept = default;
-  Buffer& operator=(Buffer&&) noexcept = default;
+  // A moved-from Buffer is empty and reusable (the defaulted move would leave it claiming the
+  // capacity of storage it no longer owns).
+  Buffer(Buffer&& other) noexcept
+      : storage_(std::move(other.storage_)),
+        capacity_(std::exchange(other.capacity_, 0)),
+        read_pos_(std::exchange(other.read_pos_, 0)),
+        write_pos_(std::exchange(other.write_pos_, 0)) {}
+  Buffer& operator=(Buffer&& other) noexcept {
+    if (this != &other) {
+      storage_ = std::move(other.storage_);
+      capacity_ = std::exchange(other.capacity_, 0);
+      read_pos_ = std::exchange(other.read_pos_, 0);
+      write_pos_ = std::exchange(other.write_pos_, 0);
+    }
+    return *this;
+  }
 
   // The bytes received and not yet consumed.
   std::string_view view() const noexcept {
