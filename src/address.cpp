@@ -188,7 +188,12 @@ std::string Address::host() const {
   } else if (family() == AF_INET6) {
     const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&storage_);
     ::inet_ntop(AF_INET6, &sin6->sin6_addr, text, sizeof text);
-    if (sin6->sin6_scope_id != 0) return text + ("%" + std::to_string(sin6->sin6_scope_id));
+    if (sin6->sin6_scope_id != 0) {
+      std::string out(text);
+      out += '%';
+      out += std::to_string(sin6->sin6_scope_id);
+      return out;
+    }
   }
   return text;
 }
@@ -218,8 +223,14 @@ std::string Address::to_string() const {
   switch (family()) {
     case AF_INET:
       return host() + ":" + std::to_string(port());
-    case AF_INET6:
-      return "[" + host() + "]:" + std::to_string(port());
+    case AF_INET6: {
+      // Appended piece by piece: GCC 12's -Wrestrict misfires on "[" + std::string in Release.
+      std::string out(1, '[');
+      out += host();
+      out += "]:";
+      out += std::to_string(port());
+      return out;
+    }
     case AF_UNIX:
       return std::string(unix_prefix) + (is_abstract() ? "@" : "") + path();
     default:

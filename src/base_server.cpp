@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // BaseServer: the request loop and the hooks' default behaviour (Python's BaseServer).
 #include <sockserv/error.hpp>
+#include <sockserv/log.hpp>
 #include <sockserv/selector.hpp>
 #include <sockserv/server.hpp>
 
@@ -84,12 +85,29 @@ void BaseServer::serve_forever(std::chrono::duration<double> poll_interval) {
     std::lock_guard lock(mutex_);
     return shutdown_request_;
   };
+  bool paused = false;
   while (!stop_requested()) {
-    const auto ready = selector.select(interval);
+    // At capacity the listening socket is not watched: connections wait in the backlog until a
+    // request ends (notify_capacity) or the next short tick looks again.
+    if (const bool full = at_capacity(); full != paused) {
+      paused = full;
+      if (paused) {
+        selector.unregister(fileno());
+        log(LogLevel::warning, "sockserv: " + server_address.to_string() + " at capacity (" +
+                                   std::to_string(max_connections) +
+                                   " requests); not accepting until one ends");
+      } else {
+        selector.register_(fileno(), EVENT_READ);
+      }
+    }
+    const auto ready = selector.select(
+        paused ? std::min<std::chrono::nanoseconds>(interval, std::chrono::milliseconds(10))
+               : interval);
     // Checked again after the wait, so a request that arrived together with shutdown() is not
     // accepted (Python's bpo-35017).
     if (stop_requested()) break;
     for (const auto& [key, events] : ready) {
+      if (key->fd == wakeup_fd_) drain_wakeup();
       if (key->fd == fileno()) handle_request_noblock();
     }
     service_actions();
@@ -127,8 +145,11 @@ void BaseServer::handle_request_noblock() {
     return;
   }
   accept_backoff_ = std::chrono::milliseconds(0);
+  ServerStats::add(stats.accepted);
   auto& [request, client_address] = next;
   if (!verify_request(request, client_address)) {
+    ServerStats::add(stats.rejected);
+    log(LogLevel::debug, "refused " + client_address.to_string() + " (verify_request)");
     shutdown_request(request);
     return;
   }
@@ -138,7 +159,7 @@ void BaseServer::handle_request_noblock() {
   try {
     process_request(request, client_address);
   } catch (const std::exception&) {
-    handle_error(request, client_address, std::current_exception());
+    report_request_error(request, client_address);
     shutdown_request(request);
   } catch (...) {
     shutdown_request(request);
@@ -146,9 +167,48 @@ void BaseServer::handle_request_noblock() {
   }
 }
 
+void BaseServer::report_request_error(Request& request, const Address& client_address) noexcept {
+  const auto error = std::current_exception();
+  try {
+    std::rethrow_exception(error);
+  } catch (const TimeoutError& e) {
+    // A stalled or trickling client: an expected event on the open internet, not a bug.
+    ServerStats::add(stats.timed_out);
+    log(LogLevel::info,
+        "connection from " + client_address.to_string() + " timed out (" + e.what() + ")");
+  } catch (...) {
+    ServerStats::add(stats.handler_errors);
+    try {
+      handle_error(request, client_address, error);
+    } catch (...) {
+      sys::report_exception("Exception in handle_error", std::current_exception());
+    }
+  }
+}
+
+void BaseServer::run_request(Request& request, const Address& client_address) noexcept {
+  ServerStats::add(stats.active);
+  try {
+    finish_request(request, client_address);
+  } catch (...) {
+    report_request_error(request, client_address);
+  }
+  try {
+    shutdown_request(request);
+  } catch (...) {
+    sys::report_exception("Exception in shutdown_request", std::current_exception());
+  }
+  stats.active.fetch_sub(1, std::memory_order_relaxed);
+}
+
 bool BaseServer::verify_request(Request&, const Address&) { return true; }
 
 void BaseServer::process_request(Request& request, const Address& client_address) {
+  ServerStats::add(stats.active);
+  struct Done {
+    ServerStats& stats;
+    ~Done() { stats.active.fetch_sub(1, std::memory_order_relaxed); }
+  } done{stats};
   finish_request(request, client_address);
   shutdown_request(request);
 }
@@ -167,6 +227,7 @@ void BaseServer::handle_error(Request&, const Address& client_address, std::exce
 }
 
 void BaseServer::handle_accept_error(const std::system_error& error) {
+  ServerStats::add(stats.accept_errors);
   const auto code = error.code();
   if (code.category() == std::generic_category() || code.category() == std::system_category()) {
     switch (code.value()) {
@@ -185,15 +246,15 @@ void BaseServer::handle_accept_error(const std::system_error& error) {
         // the wait short.
         accept_backoff_ = std::clamp(accept_backoff_ * 2, std::chrono::milliseconds(5),
                                      std::chrono::milliseconds(1000));
-        sys::report_line("sockserv: " + std::string(error.what()) + "; retrying in " +
-                         std::to_string(accept_backoff_.count()) + " ms");
+        log(LogLevel::warning, "sockserv: " + std::string(error.what()) + "; retrying in " +
+                                   std::to_string(accept_backoff_.count()) + " ms");
         wait_for_wakeup(accept_backoff_);
         return;
       default:
         break;
     }
   }
-  sys::report_line("sockserv: " + std::string(error.what()));
+  log(LogLevel::warning, "sockserv: " + std::string(error.what()));
 }
 
 }  // namespace sockserv

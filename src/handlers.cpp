@@ -57,12 +57,19 @@ void StreamRequestHandler::finish() {
   }
   wfile.close();
   rfile.close();
+  ServerStats::add(server.stats.bytes_in, rfile.bytes_received());
+  ServerStats::add(server.stats.bytes_out, wfile.bytes_sent());
 }
 
-void DatagramRequestHandler::setup() { rfile = BytesIO(request.packet()); }
+void DatagramRequestHandler::setup() {
+  rfile = BytesIO(request.packet());
+  ServerStats::add(server.stats.bytes_in, request.packet().size());
+}
 
 void DatagramRequestHandler::finish() {
-  if (!wfile.getvalue().empty()) request.socket().sendto(wfile.getvalue(), client_address);
+  if (wfile.getvalue().empty()) return;
+  request.socket().sendto(wfile.getvalue(), client_address);
+  ServerStats::add(server.stats.bytes_out, wfile.getvalue().size());
 }
 
 }  // namespace sockserv

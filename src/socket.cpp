@@ -66,7 +66,8 @@ Socket::Socket(Socket&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
       family_(other.family_),
       type_(other.type_),
-      timeout_(other.timeout_) {}
+      timeout_(other.timeout_),
+      deadline_(other.deadline_) {}
 
 Socket& Socket::operator=(Socket&& other) noexcept {
   if (this != &other) {
@@ -75,6 +76,7 @@ Socket& Socket::operator=(Socket&& other) noexcept {
     family_ = other.family_;
     type_ = other.type_;
     timeout_ = other.timeout_;
+    deadline_ = other.deadline_;
   }
   return *this;
 }
@@ -95,8 +97,15 @@ std::string Socket::describe(std::string_view op) const {
 }
 
 Clock::time_point Socket::deadline() const noexcept {
-  if (!timeout_ || timeout_->count() <= 0) return Clock::time_point::max();
-  return Clock::now() + *timeout_;
+  auto until = Clock::time_point::max();
+  if (timeout_ && timeout_->count() > 0) until = Clock::now() + *timeout_;
+  if (deadline_ && *deadline_ < until) until = *deadline_;
+  return until;
+}
+
+bool Socket::waits() const noexcept {
+  const bool nonblocking = timeout_ && timeout_->count() == 0;
+  return !nonblocking && (timeout_.has_value() || deadline_.has_value());
 }
 
 void Socket::wait_ready(short events, Clock::time_point until, std::error_code& ec) const noexcept {
@@ -121,8 +130,7 @@ std::pair<Socket, Address> Socket::accept(std::error_code& ec) noexcept {
   ec.clear();
   Address peer;
   socklen_t len = Address::capacity();
-  const bool waits = timeout_ && timeout_->count() > 0;
-  const auto fd = io_call(fd_, POLLIN, waits, deadline(), ec,
+  const auto fd = io_call(fd_, POLLIN, waits(), deadline(), ec,
                           [&] { return ::accept4(fd_, peer.data(), &len, SOCK_CLOEXEC); });
   if (fd < 0) return {};
   peer.resize(len);
@@ -141,7 +149,7 @@ int Socket::connect_ex(const Address& address) noexcept {
   // then wait for writability and read the outcome from SO_ERROR.
   if (::connect(fd_, address.data(), address.size()) == 0) return 0;
   if (errno != EINPROGRESS && errno != EINTR) return errno;
-  if (errno == EINPROGRESS && timeout_ && timeout_->count() == 0) return EINPROGRESS;
+  if (errno == EINPROGRESS && !waits() && timeout_) return EINPROGRESS;  // non-blocking mode
   std::error_code ec;
   wait_ready(POLLOUT, deadline(), ec);
   if (ec) return ec.value();
@@ -159,8 +167,7 @@ void Socket::connect(const Address& address) {
 
 std::size_t Socket::send(std::string_view data, std::error_code& ec, int flags) noexcept {
   ec.clear();
-  const bool waits = timeout_ && timeout_->count() > 0;
-  const auto n = io_call(fd_, POLLOUT, waits, deadline(), ec, [&] {
+  const auto n = io_call(fd_, POLLOUT, waits(), deadline(), ec, [&] {
     return ::send(fd_, data.data(), data.size(), flags | MSG_NOSIGNAL);
   });
   return n < 0 ? 0 : static_cast<std::size_t>(n);
@@ -178,10 +185,9 @@ void Socket::sendall(std::string_view data, int flags) {
   // One deadline covers the whole call, so a peer that reads one byte a second cannot keep us
   // here forever.
   const auto until = deadline();
-  const bool waits = timeout_ && timeout_->count() > 0;
   while (!data.empty()) {
     std::error_code ec;
-    const auto n = io_call(fd_, POLLOUT, waits, until, ec, [&] {
+    const auto n = io_call(fd_, POLLOUT, waits(), until, ec, [&] {
       return ::send(fd_, data.data(), data.size(), flags | MSG_NOSIGNAL);
     });
     if (ec) throw_error(ec, describe("sendall"));
@@ -191,8 +197,7 @@ void Socket::sendall(std::string_view data, int flags) {
 
 std::size_t Socket::recv_into(std::span<char> buffer, std::error_code& ec, int flags) noexcept {
   ec.clear();
-  const bool waits = timeout_ && timeout_->count() > 0;
-  const auto n = io_call(fd_, POLLIN, waits, deadline(), ec,
+  const auto n = io_call(fd_, POLLIN, waits(), deadline(), ec,
                          [&] { return ::recv(fd_, buffer.data(), buffer.size(), flags); });
   return n < 0 ? 0 : static_cast<std::size_t>(n);
 }
@@ -216,10 +221,9 @@ std::string Socket::recv_exact(std::size_t n) {
   std::string out(n, '\0');
   std::size_t got = 0;
   const auto until = deadline();
-  const bool waits = timeout_ && timeout_->count() > 0;
   while (got < n) {
     std::error_code ec;
-    const auto r = io_call(fd_, POLLIN, waits, until, ec,
+    const auto r = io_call(fd_, POLLIN, waits(), until, ec,
                            [&] { return ::recv(fd_, out.data() + got, n - got, 0); });
     if (ec) throw_error(ec, describe("recv_exact"));
     if (r == 0) {
@@ -236,11 +240,10 @@ RecvFromResult Socket::recvfrom_into(std::span<char> buffer, std::error_code& ec
   ec.clear();
   RecvFromResult result;
   socklen_t len = Address::capacity();
-  const bool waits = timeout_ && timeout_->count() > 0;
   // MSG_TRUNC makes recvfrom return the datagram's real length, so truncation is visible. Not
   // on a stream socket: there TCP takes MSG_TRUNC as "discard the data".
   const int trunc = type_ == SOCK_STREAM ? 0 : MSG_TRUNC;
-  const auto n = io_call(fd_, POLLIN, waits, deadline(), ec, [&] {
+  const auto n = io_call(fd_, POLLIN, waits(), deadline(), ec, [&] {
     len = Address::capacity();
     return ::recvfrom(fd_, buffer.data(), buffer.size(), flags | trunc, result.address.data(),
                       &len);
@@ -273,8 +276,7 @@ std::pair<std::string, Address> Socket::recvfrom(std::size_t bufsize, int flags)
 
 std::size_t Socket::sendto(std::string_view data, const Address& address, int flags) {
   std::error_code ec;
-  const bool waits = timeout_ && timeout_->count() > 0;
-  const auto n = io_call(fd_, POLLOUT, waits, deadline(), ec, [&] {
+  const auto n = io_call(fd_, POLLOUT, waits(), deadline(), ec, [&] {
     return ::sendto(fd_, data.data(), data.size(), flags | MSG_NOSIGNAL, address.data(),
                     address.size());
   });
@@ -324,10 +326,21 @@ void Socket::settimeout(Timeout timeout) {
   if (timeout && timeout->count() < 0) throw std::invalid_argument("settimeout: negative timeout");
   // Like Python: any timeout (zero or positive) makes the descriptor non-blocking, and blocking
   // waits are done in poll() where a deadline can end them.
-  if (const auto ec = sys::set_nonblocking(fd_, timeout.has_value())) {
+  if (const auto ec = sys::set_nonblocking(fd_, timeout.has_value() || deadline_.has_value())) {
     throw_error(ec, describe("settimeout"));
   }
   timeout_ = timeout;
+}
+
+void Socket::set_deadline(std::optional<Clock::time_point> deadline) {
+  const bool was_nonblocking = timeout_.has_value() || deadline_.has_value();
+  const bool nonblocking = timeout_.has_value() || deadline.has_value();
+  if (nonblocking != was_nonblocking) {  // no syscall when the mode stays (the common case)
+    if (const auto ec = sys::set_nonblocking(fd_, nonblocking)) {
+      throw_error(ec, describe("set_deadline"));
+    }
+  }
+  deadline_ = deadline;
 }
 
 Address Socket::getsockname() const {

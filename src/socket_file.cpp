@@ -6,6 +6,31 @@
 #include <cstring>
 
 namespace sockserv {
+namespace {
+
+// Makes one buffered read obey the socket's timeout as a whole (as recv_exact and sendall do):
+// while it lives, the socket has a deadline of now + timeout, unless one is already set.
+class WholeCallDeadline {
+ public:
+  explicit WholeCallDeadline(Socket& sock) : sock_(sock) {
+    const auto timeout = sock.gettimeout();
+    if (timeout && timeout->count() > 0 && !sock.get_deadline()) {
+      sock.set_deadline(std::chrono::steady_clock::now() + *timeout);
+      armed_ = true;
+    }
+  }
+  WholeCallDeadline(const WholeCallDeadline&) = delete;
+  WholeCallDeadline& operator=(const WholeCallDeadline&) = delete;
+  ~WholeCallDeadline() {
+    if (armed_) sock_.set_deadline(std::nullopt);
+  }
+
+ private:
+  Socket& sock_;
+  bool armed_ = false;
+};
+
+}  // namespace
 
 SocketFile::SocketFile(Socket& sock, std::size_t read_buffer_size,
                        std::size_t write_buffer_size) noexcept
@@ -30,10 +55,12 @@ bool SocketFile::fill() {
     return false;
   }
   in_.commit(n);
+  bytes_received_ += n;
   return true;
 }
 
 std::string SocketFile::read(std::size_t n) {
+  const WholeCallDeadline deadline(*sock_);
   while (in_.size() < n && fill()) {
   }
   const auto take = std::min(n, in_.size());
@@ -57,6 +84,7 @@ std::string SocketFile::read1(std::size_t n) {
 }
 
 std::string SocketFile::read_to_eof(std::size_t limit) {
+  const WholeCallDeadline deadline(*sock_);
   while (fill()) {
     if (in_.size() > limit) {
       throw_error(errc::message_too_large, "read_to_eof",
@@ -68,7 +96,8 @@ std::string SocketFile::read_to_eof(std::size_t limit) {
 
 std::string SocketFile::readline(std::size_t max_len) {
   // Search only the bytes not searched before, so a line arriving one byte at a time costs
-  // linear, not quadratic, time.
+  // linear, not quadratic, time; and the whole line must come within the socket's timeout.
+  const WholeCallDeadline deadline(*sock_);
   std::size_t searched = 0;
   for (;;) {
     const auto view = in_.view();
@@ -91,12 +120,14 @@ std::size_t SocketFile::write(std::string_view data) {
   if (closed_) throw std::logic_error("write to a closed SocketFile");
   if (write_buffer_size_ == 0) {
     sock_->sendall(data);
+    bytes_sent_ += data.size();
     return data.size();
   }
   if (out_.size() + data.size() > write_buffer_size_) {
     flush();
     if (data.size() >= write_buffer_size_) {  // too big to buffer: straight out
       sock_->sendall(data);
+      bytes_sent_ += data.size();
       return data.size();
     }
   }
@@ -109,6 +140,7 @@ void SocketFile::flush() {
   // Clear first: if sendall throws, the connection is broken and the bytes cannot be retried.
   const std::string pending = std::exchange(out_, {});
   sock_->sendall(pending);
+  bytes_sent_ += pending.size();
 }
 
 void SocketFile::close() {

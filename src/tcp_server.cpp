@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // TCPServer, UDPServer and the Unix servers: the socket-owning servers of the framework.
 #include <sockserv/error.hpp>
+#include <sockserv/log.hpp>
+#include <sockserv/proxy_protocol.hpp>
 #include <sockserv/server.hpp>
 
 #include "sys/fd.hpp"
@@ -40,13 +42,6 @@ void TCPServer::server_bind() {
   socket_file_->remember(server_address);
 }
 
-void TCPServer::server_activate() {
-  socket.listen(request_queue_size);
-  // A readiness report can go stale before accept() runs (the client reset meanwhile); a
-  // non-blocking listener then fails with EAGAIN instead of blocking the whole loop.
-  socket.setblocking(false);
-}
-
 void TCPServer::server_close() {
   BaseServer::server_close();
   socket_file_->remove();
@@ -55,7 +50,52 @@ void TCPServer::server_close() {
 
 std::pair<Request, Address> TCPServer::get_request() {
   auto [connection, address] = socket.accept();
+  if (connection_timeout && socket_type == SOCK_STREAM) connection.settimeout(connection_timeout);
   return {Request(std::move(connection)), std::move(address)};
+}
+
+void TCPServer::server_activate() {
+  socket.listen(request_queue_size);
+  // A readiness report can go stale before accept() runs (the client reset meanwhile); a
+  // non-blocking listener then fails with EAGAIN instead of blocking the whole loop.
+  socket.setblocking(false);
+  apply_dead_peer_detection();
+}
+
+void TCPServer::apply_dead_peer_detection() {
+  // Accepted connections inherit these from the listening socket (Linux copies them on accept),
+  // so they cost nothing per connection.
+  if (!server_address.is_inet()) return;
+  if (keepalive) socket.set_keepalive(*keepalive);
+  if (tcp_user_timeout) socket.set_user_timeout(*tcp_user_timeout);
+}
+
+void TCPServer::adopt_socket(Socket listening) {
+  socket = std::move(listening);
+  server_address = socket.getsockname();
+  address_family = server_address.family();
+  socket_type = socket.type();
+  if (socket_type == SOCK_STREAM) {
+    socket.setblocking(false);
+    apply_dead_peer_detection();
+  }
+}
+
+void TCPServer::finish_request(Request& request, const Address& client_address) {
+  if (!proxy_protocol || request.is_datagram()) {
+    return BaseServer::finish_request(request, client_address);
+  }
+  ProxyHeader header;
+  try {
+    header = read_proxy_header(request.socket());
+  } catch (const SocketError& e) {
+    // A missing or malformed header ends this connection only.
+    ServerStats::add(stats.rejected);
+    log(LogLevel::warning, "PROXY header from " + client_address.to_string() + ": " + e.what() +
+                               "; closing the connection");
+    return;
+  }
+  BaseServer::finish_request(request, header.local ? client_address : header.source);
 }
 
 void TCPServer::shutdown_request(Request& request) {

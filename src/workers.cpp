@@ -5,6 +5,9 @@
 
 #include "sys/report.hpp"
 
+#include <sockserv/log.hpp>
+
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -48,17 +51,25 @@ void WorkerSet::reap_finished() {
   }
 }
 
-void WorkerSet::join_all() {
+bool WorkerSet::join_all(Timeout limit) {
   {
     std::unique_lock lock(mutex_);
-    changed_.wait(lock, [this] {
+    auto all_done = [this] {
       for (const auto& w : workers_) {
         if (!w.done) return false;
       }
       return true;
-    });
+    };
+    if (!limit) {
+      changed_.wait(lock, all_done);
+    } else if (!changed_.wait_for(lock, *limit, all_done)) {
+      lock.unlock();
+      reap_finished();
+      return false;
+    }
   }
   reap_finished();
+  return true;
 }
 
 void WorkerSet::shutdown_connections() noexcept {
@@ -105,6 +116,22 @@ void collect_children(std::set<pid_t>& children, std::size_t max_children, bool 
     if (children.size() >= max_children) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   std::erase_if(children, [blocking](pid_t pid) { return try_reap(pid, blocking); });
+}
+
+void close_children(std::set<pid_t>& children, Timeout grace) {
+  if (grace) {
+    const auto deadline = std::chrono::steady_clock::now() + *grace;
+    while (!children.empty() && std::chrono::steady_clock::now() < deadline) {
+      std::erase_if(children, [](pid_t pid) { return try_reap(pid, false); });
+      if (!children.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    for (const pid_t pid : children) {
+      log(LogLevel::warning, "sockserv: child " + std::to_string(pid) +
+                                 " still running after the shutdown grace; sending SIGTERM");
+      ::kill(pid, SIGTERM);
+    }
+  }
+  std::erase_if(children, [](pid_t pid) { return try_reap(pid, true); });
 }
 
 pid_t fork_request() {

@@ -22,7 +22,10 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <deque>
 #include <exception>
+#include <functional>
+#include <limits>
 #include <list>
 #include <mutex>
 #include <set>
@@ -45,8 +48,10 @@ class WorkerSet {
   // shutdown_connections() can interrupt a blocked handler.
   template <class Body>
   void spawn(int fd, Body&& body);
-  // Waits until every worker has finished.
-  void join_all();
+  // Waits until every worker has finished, or at most `limit` (then returns false).
+  bool join_all(Timeout limit = std::nullopt);
+  // Called (on the worker's thread) each time a worker has finished.
+  std::function<void()> on_done;
   // shutdown(SHUT_RDWR) of every live worker's connection: blocked reads return EOF, so the
   // workers end soon (used for daemon_threads when the server is destroyed).
   void shutdown_connections() noexcept;
@@ -76,6 +81,7 @@ void WorkerSet::spawn(int fd, Body&& body) {
     worker->thread = Thread([this, worker, body = std::forward<Body>(body)]() mutable {
       body();
       mark_done(worker);
+      if (on_done) on_done();
     });
   } catch (...) {
     mark_done(worker);
@@ -87,10 +93,22 @@ void WorkerSet::spawn(int fd, Body&& body) {
 // the program is never reaped, unlike Python's waitpid(-1)). While there are max_children or
 // more, blocks until enough of ours have exited. Logs a child that was killed by a signal.
 void collect_children(std::set<pid_t>& children, std::size_t max_children, bool blocking);
+// server_close() for forked children: waits up to `grace` for them (nullopt: as long as they
+// take), then sends SIGTERM to those left (only ours) and reaps them all.
+void close_children(std::set<pid_t>& children, Timeout grace);
 // fork(), with stdout/stderr flushed first so buffered output is not printed twice.
 pid_t fork_request();
 // Ends a forked child: flushes stdio and _exit()s without running the parent's destructors.
 [[noreturn]] void exit_child(int status) noexcept;
+
+// Shared by the thread mixins: how server_close() ends the workers. Waits up to shutdown_grace
+// for them, then shuts their connections down so blocked handlers return, then joins.
+inline void close_workers(WorkerSet& workers, Timeout grace) {
+  if (!workers.join_all(grace)) {
+    workers.shutdown_connections();
+    workers.join_all();
+  }
+}
 
 }  // namespace detail
 
@@ -108,11 +126,12 @@ class ThreadingMixIn : public Base {
   // Python's attributes and defaults. daemon_threads: server_close() does not wait for the
   // threads (the destructor still does, after shutting their connections down).
   bool daemon_threads = false;
-  // server_close() waits for all handler threads.
+  // server_close() waits for all handler threads (up to shutdown_grace).
   bool block_on_close = true;
 
   // Starts a thread that runs process_request_thread().
   void process_request(Request& request, const Address& client_address) override {
+    if (!workers_.on_done) workers_.on_done = [this] { this->notify_capacity(); };
     const int fd = request.is_datagram() ? -1 : request.socket().fileno();
     workers_.spawn(fd, [this, request = std::move(request), client_address]() mutable {
       process_request_thread(request, client_address);
@@ -122,23 +141,91 @@ class ThreadingMixIn : public Base {
   // The thread's body: finish_request(), handle_error() on any exception (an exception may not
   // leave a thread), then shutdown_request(). May be overridden.
   virtual void process_request_thread(Request& request, const Address& client_address) {
-    try {
-      this->finish_request(request, client_address);
-    } catch (...) {
-      this->handle_error(request, client_address, std::current_exception());
-    }
-    this->shutdown_request(request);
+    this->run_request(request, client_address);
   }
 
   void server_close() override {
     Base::server_close();
-    if (block_on_close && !daemon_threads) workers_.join_all();
+    if (block_on_close && !daemon_threads) detail::close_workers(workers_, this->shutdown_grace);
   }
 
   // Handler threads still running.
   std::size_t active_threads() const { return workers_.active(); }
 
+ protected:
+  bool at_capacity() override { return workers_.active() >= this->max_connections; }
+
  private:
+  detail::WorkerSet workers_;
+};
+
+// A bounded pool instead of a thread per request: pool_size threads take requests from a queue
+// of at most queue_size; when the queue is full the server stops accepting (connections wait in
+// the kernel's backlog) until a worker frees a place. Threads start with the first request.
+template <class Base>
+class ThreadPoolMixIn : public Base {
+ public:
+  using Base::Base;
+  ~ThreadPoolMixIn() override { stop_pool(std::nullopt); }
+
+  std::size_t pool_size = 16;
+  std::size_t queue_size = 64;
+
+  void process_request(Request& request, const Address& client_address) override {
+    std::lock_guard lock(mutex_);
+    if (!started_) start_pool();
+    queue_.emplace_back(std::move(request), client_address);
+    ready_.notify_one();
+  }
+
+  void server_close() override {
+    Base::server_close();
+    stop_pool(this->shutdown_grace);
+  }
+
+ protected:
+  bool at_capacity() override {
+    std::lock_guard lock(mutex_);
+    return queue_.size() >= queue_size;
+  }
+
+ private:
+  void start_pool() {
+    started_ = true;
+    for (std::size_t i = 0; i < pool_size; ++i) workers_.spawn(-1, [this] { work(); });
+  }
+  void work() {
+    for (;;) {
+      std::pair<Request, Address> job;
+      {
+        std::unique_lock lock(mutex_);
+        ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping, and nothing left to do
+        job = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      this->notify_capacity();
+      this->run_request(job.first, job.second);
+    }
+  }
+  // Lets the workers finish the queue (up to `grace`), then cuts what is left.
+  void stop_pool(Timeout grace) {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    ready_.notify_all();
+    detail::close_workers(workers_, grace);
+    std::lock_guard lock(mutex_);
+    for (auto& job : queue_) this->shutdown_request(job.first);
+    queue_.clear();
+  }
+
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::pair<Request, Address>> queue_;
+  bool started_ = false;
+  bool stopping_ = false;
   detail::WorkerSet workers_;
 };
 
@@ -157,7 +244,7 @@ class ForkingMixIn : public Base {
 
   std::set<pid_t> active_children;
   std::size_t max_children = 40;
-  // server_close() waits for all children.
+  // server_close() waits for all children (up to shutdown_grace, then SIGTERM).
   bool block_on_close = true;
 
   void collect_children(bool blocking = false) {
@@ -166,7 +253,9 @@ class ForkingMixIn : public Base {
   void handle_timeout() override { collect_children(); }
   void service_actions() override {
     Base::service_actions();
-    collect_children();
+    // Reaps without blocking; the max_children limit is kept by at_capacity(), so the loop
+    // stays responsive to shutdown() while children run.
+    detail::collect_children(active_children, std::numeric_limits<std::size_t>::max(), false);
   }
 
   // Forks; the parent closes its copy of the request, the child handles it and exits with 0
@@ -177,23 +266,21 @@ class ForkingMixIn : public Base {
       this->close_request(request);
       return;
     }
-    int status = 1;
-    try {
-      this->finish_request(request, client_address);
-      status = 0;
-    } catch (...) {
-      this->handle_error(request, client_address, std::current_exception());
-    }
-    try {
-      this->shutdown_request(request);
-    } catch (...) {
-    }
-    detail::exit_child(status);
+    const auto errors_before = this->stats.handler_errors.load();
+    this->run_request(request, client_address);
+    detail::exit_child(this->stats.handler_errors.load() == errors_before ? 0 : 1);
   }
 
   void server_close() override {
     Base::server_close();
-    collect_children(block_on_close);
+    if (block_on_close) detail::close_children(active_children, this->shutdown_grace);
+  }
+
+ protected:
+  bool at_capacity() override {
+    if (active_children.size() < max_children) return false;
+    detail::collect_children(active_children, std::numeric_limits<std::size_t>::max(), false);
+    return active_children.size() >= max_children;
   }
 };
 
@@ -205,5 +292,9 @@ using ForkingTCPServer = ForkingMixIn<TCPServer>;
 using ForkingUDPServer = ForkingMixIn<UDPServer>;
 using ForkingUnixStreamServer = ForkingMixIn<UnixStreamServer>;
 using ForkingUnixDatagramServer = ForkingMixIn<UnixDatagramServer>;
+using ThreadPoolTCPServer = ThreadPoolMixIn<TCPServer>;
+using ThreadPoolUDPServer = ThreadPoolMixIn<UDPServer>;
+using ThreadPoolUnixStreamServer = ThreadPoolMixIn<UnixStreamServer>;
+using ThreadPoolUnixDatagramServer = ThreadPoolMixIn<UnixDatagramServer>;
 
 }  // namespace sockserv

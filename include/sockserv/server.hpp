@@ -30,6 +30,7 @@
 
 #include <sockserv/address.hpp>
 #include <sockserv/socket.hpp>
+#include <sockserv/stats.hpp>
 
 #include <sys/types.h>
 
@@ -146,10 +147,29 @@ class BaseServer {
   // handle_request()'s timeout; nullopt waits forever. serve_forever() ignores it.
   Timeout timeout;
   RequestHandlerFactory RequestHandlerClass;
+  // How many requests may be handled at once (threading and thread-pool servers; a sync server
+  // handles one, a forking one max_children). At the limit the server stops accepting until one
+  // ends: new connections wait in the kernel's backlog, nothing is dropped.
+  std::size_t max_connections = 1024;
+  // How long server_close() lets running requests finish before it cuts their connections
+  // (threads) or sends SIGTERM (children). nullopt: wait as long as they take (Python).
+  Timeout shutdown_grace;
+  ServerStats stats;
 
  protected:
   // Sleeps up to `duration` unless shutdown() wakes it first.
   void wait_for_wakeup(std::chrono::nanoseconds duration) const noexcept;
+  // True while the server may not take another request; serve_forever() then stops accepting
+  // (the listening socket is not watched) until notify_capacity() or the next poll tick.
+  virtual bool at_capacity() { return false; }
+  // Wakes serve_forever() to look at at_capacity() again. Thread-safe.
+  void notify_capacity() const noexcept { wake(); }
+  // The exception boundary of one request handled off the serving thread (a worker thread or a
+  // forked child): finish_request(), an exception to handle_error() (a TimeoutError is counted
+  // and logged instead), then shutdown_request(). Never throws.
+  void run_request(Request& request, const Address& client_address) noexcept;
+  // The part of the boundary both paths share: reports the exception being handled.
+  void report_request_error(Request& request, const Address& client_address) noexcept;
 
  private:
   void handle_request_noblock();
@@ -179,6 +199,8 @@ class TCPServer : public BaseServer {
   void server_activate() override;
   void server_close() override;
   std::pair<Request, Address> get_request() override;
+  // Reads the PROXY header first when proxy_protocol is on.
+  void finish_request(Request& request, const Address& client_address) override;
   // shutdown(SHUT_WR), discard unread input already received (closing with unread input would
   // make the kernel reset the connection and could destroy our reply), then close_request().
   void shutdown_request(Request& request) override;
@@ -193,6 +215,24 @@ class TCPServer : public BaseServer {
   bool allow_reuse_address = false;
   bool allow_reuse_port = false;  // applied to AF_INET/AF_INET6 only, as in Python
   Socket socket;
+  // The timeout given to each accepted connection: every blocking call, and every buffered read
+  // (rfile.readline()) as a whole, must finish within it, so a client that stalls or trickles
+  // one byte a second is cut off (TimeoutError, counted in stats.timed_out). A handler's own
+  // `timeout` overrides it. Python has none; nullopt restores that.
+  Timeout connection_timeout = std::chrono::seconds(60);
+  // Dead-peer detection for TCP, set on the listening socket and so on every connection:
+  // keepalive probes after `idle` of silence (a vanished peer is found ~idle + interval x count
+  // later), and TCP_USER_TIMEOUT, the longest sent data may stay unacknowledged. nullopt: off.
+  std::optional<KeepAlive> keepalive = KeepAlive{};
+  std::optional<std::chrono::milliseconds> tcp_user_timeout = std::chrono::seconds(60);
+  // Expect a PROXY protocol v1/v2 header (HAProxy, nginx `proxy_protocol on`) at the start of
+  // every connection: client_address becomes the real client's. A missing or malformed header
+  // closes that connection only (logged, counted in stats.rejected).
+  bool proxy_protocol = false;
+
+  // Takes an already bound, listening socket (systemd socket activation, inetd) instead of
+  // binding: construct with bind_and_activate = false, then call this.
+  void adopt_socket(Socket listening);
 
  protected:
   TCPServer(const Address& address, RequestHandlerFactory handler, int type);
@@ -200,6 +240,8 @@ class TCPServer : public BaseServer {
  private:
   // Unix socket file policy: a stale file (nobody listening) is removed before bind; the file
   // this server created is removed by server_close(), unless something replaced it.
+  // Keepalive and TCP_USER_TIMEOUT on the listening socket (inherited by connections).
+  void apply_dead_peer_detection();
   struct UnixSocketFile;
   std::unique_ptr<UnixSocketFile> socket_file_;
 };

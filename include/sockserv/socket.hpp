@@ -139,6 +139,14 @@ class Socket {
   bool getblocking() const noexcept { return !timeout_ || timeout_->count() != 0; }
   void settimeout(Timeout timeout);
   Timeout gettimeout() const noexcept { return timeout_; }
+  // An absolute deadline for every blocking call from now on (Go's SetDeadline): a call still
+  // waiting at `deadline` throws TimeoutError, whatever the timeout says. nullopt removes it.
+  // SocketFile uses it to make a whole readline() obey the timeout, so a peer that trickles one
+  // byte a second cannot hold a reader forever.
+  void set_deadline(std::optional<std::chrono::steady_clock::time_point> deadline);
+  std::optional<std::chrono::steady_clock::time_point> get_deadline() const noexcept {
+    return deadline_;
+  }
 
   // --- Names -------------------------------------------------------------------------------------
   Address getsockname() const;
@@ -174,12 +182,16 @@ class Socket {
   void wait_ready(short events, std::chrono::steady_clock::time_point deadline,
                   std::error_code& ec) const noexcept;
   std::chrono::steady_clock::time_point deadline() const noexcept;
+  // True when blocking calls wait in poll() (a timeout or a deadline is set, and the socket is
+  // not in non-blocking mode).
+  bool waits() const noexcept;
   std::string describe(std::string_view op) const;
 
   int fd_ = -1;
   int family_ = AF_UNSPEC;
   int type_ = 0;
   Timeout timeout_;
+  std::optional<std::chrono::steady_clock::time_point> deadline_;
 };
 
 // Two connected sockets (Python's socket.socketpair()).

@@ -17,14 +17,19 @@
 // read the reply. The default write_buffer_size is 0: every write() is sent at once and whole
 // (sendall), as StreamRequestHandler.wfile does in Python.
 //
-// Ownership: does not own the socket, which must outlive the file. Timeouts and errors are the
-// socket's (error.hpp). Not thread-safe.
+// Timeouts: with a socket timeout, each read call (read, read_exact, readline, read_to_eof) must
+// complete within it as a whole, like Socket::recv_exact: a peer that sends one byte a second
+// cannot keep a readline() going forever (TimeoutError).
+//
+// Ownership: does not own the socket, which must outlive the file. Errors are the socket's
+// (error.hpp). Not thread-safe.
 #pragma once
 
 #include <sockserv/buffer.hpp>
 #include <sockserv/socket.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <iterator>
 #include <string>
 #include <string_view>
@@ -74,6 +79,9 @@ class SocketFile {
   bool closed() const noexcept { return closed_; }
 
   int fileno() const noexcept { return sock_->fileno(); }
+  // Bytes received from / sent to the socket through this file so far.
+  std::uint64_t bytes_received() const noexcept { return bytes_received_; }
+  std::uint64_t bytes_sent() const noexcept { return bytes_sent_; }
   Socket& socket() noexcept { return *sock_; }
 
  private:
@@ -87,6 +95,8 @@ class SocketFile {
   std::size_t write_buffer_size_;
   bool eof_ = false;
   bool closed_ = false;
+  std::uint64_t bytes_received_ = 0;
+  std::uint64_t bytes_sent_ = 0;
 };
 
 class SocketFile::LineRange {

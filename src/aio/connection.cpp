@@ -29,8 +29,8 @@ bool IoOperation::begin() {
     return false;
   }
   if (perform && perform(*this)) return false;  // done at once: no suspension
-  std::optional<Clock::time_point> deadline;
-  if (conn_->timeout) deadline = Clock::now() + *conn_->timeout;
+  std::optional<Clock::time_point> deadline = conn_->call_deadline;
+  if (conn_->timeout && !deadline) deadline = Clock::now() + *conn_->timeout;
   return conn_->loop->wait_io(*this, deadline);
 }
 
@@ -64,6 +64,7 @@ bool RecvOperation::attempt(IoWaiter& self) {
   const auto n = recv_some(op.conn_->sock.fileno(), op.into_.data(), op.into_.size());
   if (n >= 0) {
     op.received_ = static_cast<std::size_t>(n);
+    op.conn_->bytes_in += op.received_;
     if (n == 0) op.conn_->eof = true;
     return true;
   }
@@ -91,6 +92,7 @@ bool RecvStringOperation::attempt(IoWaiter& self) {
       recv_some(op.conn_->sock.fileno(), scratch.data(), std::min(op.max_, scratch.size()));
   if (n >= 0) {
     op.data_.assign(scratch.data(), static_cast<std::size_t>(n));
+    op.conn_->bytes_in += static_cast<std::size_t>(n);
     if (n == 0) op.conn_->eof = true;
     return true;
   }
@@ -118,6 +120,7 @@ bool SendOperation::attempt(IoWaiter& self) {
       return true;
     }
     op.rest_.remove_prefix(static_cast<std::size_t>(n));
+    op.conn_->bytes_out += static_cast<std::size_t>(n);
   }
   return true;
 }
@@ -166,7 +169,23 @@ detail::RecvOperation Connection::recv_into(std::span<char> buffer) {
 
 detail::SendOperation Connection::sendall(std::string_view data) { return {*state_, data}; }
 
-Task<bool> Connection::fill() {
+struct Connection::CallDeadline {
+  explicit CallDeadline(detail::ConnectionState& c) : state(c) {
+    if (c.timeout && !c.call_deadline) {
+      c.call_deadline = Clock::now() + *c.timeout;
+      armed = true;
+    }
+  }
+  CallDeadline(const CallDeadline&) = delete;
+  CallDeadline& operator=(const CallDeadline&) = delete;
+  ~CallDeadline() {
+    if (armed) state.call_deadline.reset();
+  }
+  detail::ConnectionState& state;
+  bool armed = false;
+};
+
+Task<bool> Connection::receive_more() {
   if (state_->eof) co_return false;
   auto room = state_->in.prepare(16384);
   const std::size_t n = co_await detail::RecvOperation(*state_, room, false);
@@ -176,8 +195,9 @@ Task<bool> Connection::fill() {
 
 Task<std::string> Connection::read_exact(std::size_t n) {
   auto& in = state_->in;
+  const CallDeadline deadline(*state_);
   while (in.size() < n) {
-    if (!co_await fill()) {
+    if (!co_await receive_more()) {
       throw_error(errc::connection_broken, "read_exact",
                   "(got " + std::to_string(in.size()) + " of " + std::to_string(n) + " bytes)");
     }
@@ -190,6 +210,7 @@ Task<std::string> Connection::read_exact(std::size_t n) {
 
 Task<std::string> Connection::readline(std::size_t max_len) {
   auto& in = state_->in;
+  const CallDeadline deadline(*state_);
   std::size_t searched = 0;  // bytes known to hold no '\n': no quadratic rescans
   for (;;) {
     const auto view = in.view();
@@ -208,7 +229,7 @@ Task<std::string> Connection::readline(std::size_t max_len) {
                   "(no newline within " + std::to_string(max_len) + " bytes)");
     }
     searched = view.size();
-    if (!co_await fill()) {  // EOF: the last line may lack its '\n'
+    if (!co_await receive_more()) {  // EOF: the last line may lack its '\n'
       std::string rest(in.view());
       in.consume(rest.size());
       in.release();
@@ -220,18 +241,19 @@ Task<std::string> Connection::readline(std::size_t max_len) {
 Task<std::optional<std::string>> Connection::read_frame(const Codec& codec) {
   auto& in = state_->in;
   if (state_->eof && in.empty()) co_return std::nullopt;
+  const CallDeadline deadline(*state_);
   std::size_t scanned = 0;
   for (;;) {
     if (const auto frame = codec.parse(in.view(), scanned)) {
-      std::string message(in.view().substr(frame->offset, frame->size));
+      std::string message = frame->message(in.view());
       in.consume(frame->wire_size);
       in.release();
       co_return message;
     }
-    if (!co_await fill()) {
+    if (!co_await receive_more()) {
       const auto frame = codec.parse_eof(in.view());  // throws for a partial frame
       std::optional<std::string> message;
-      if (frame) message.emplace(in.view().substr(frame->offset, frame->size));
+      if (frame) message.emplace(frame->message(in.view()));
       in.consume(in.size());
       in.release();
       co_return message;

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include "sys/report.hpp"
 
+#include <sockserv/log.hpp>
+
 #include <cxxabi.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <memory>
@@ -20,19 +21,7 @@ std::string demangle(const char* mangled) {
 
 }  // namespace
 
-void report_line(const std::string& line) noexcept {
-  try {
-    const std::string text = line + "\n";
-    std::size_t done = 0;
-    while (done < text.size()) {
-      const auto n = ::write(STDERR_FILENO, text.data() + done, text.size() - done);
-      if (n <= 0) break;
-      done += static_cast<std::size_t>(n);
-    }
-  } catch (...) {
-    // Out of memory while reporting: nothing sensible is left to do.
-  }
-}
+void report_line(const std::string& line) noexcept { log(LogLevel::warning, line); }
 
 std::string describe_exception(std::exception_ptr error) {
   if (!error) return "(no exception)";
@@ -49,7 +38,7 @@ std::string describe_exception(std::exception_ptr error) {
 void report_exception(const std::string& header, std::exception_ptr error) noexcept {
   try {
     const std::string banner(40, '-');
-    report_line(banner + "\n" + header + "\n" + describe_exception(error) + "\n" + banner);
+    log(LogLevel::error, banner + "\n" + header + "\n" + describe_exception(error) + "\n" + banner);
   } catch (...) {
   }
 }

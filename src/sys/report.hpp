@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Reporting to stderr from any thread: each report is one write(2), so lines from concurrent
-// handler threads never interleave.
+// Reporting through the logger (log.hpp): warnings, and handle_error's banner at error level.
 #pragma once
 
 #include <exception>
@@ -8,7 +7,7 @@
 
 namespace sockserv::sys {
 
-// Writes `line` and a newline to stderr.
+// Logs `line` at warning level.
 void report_line(const std::string& line) noexcept;
 
 // Python's handle_error output: a 40-dash banner, `header`, the exception's type and message,

@@ -32,6 +32,7 @@
 #include <sockserv/socket.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
@@ -49,9 +50,14 @@ struct ConnectionState {
   IoState io;
   Socket sock;
   EventLoop* loop = nullptr;
-  Buffer in;         // bytes received by readline/read_exact/read_frame, not yet used
-  Timeout timeout;   // per operation
+  Buffer in;        // bytes received by readline/read_exact/read_frame, not yet used
+  Timeout timeout;  // per operation
+  // The deadline of the buffered read in progress (readline, read_exact, read_frame): the whole
+  // call must finish within one timeout, so a peer trickling a byte a second is cut off.
+  std::optional<Clock::time_point> call_deadline;
   bool eof = false;  // a read has seen the end of the stream
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
   std::optional<Address> peer_override;  // set by the server (e.g. from a PROXY header)
 };
 
@@ -101,7 +107,7 @@ class WaitOperation : public IoOperation {
 class RecvOperation : public IoOperation {
  public:
   // use_buffered: serve bytes already in the connection's read buffer first (recv_into);
-  // false: always receive new bytes (the buffered readers' fill()).
+  // false: always receive new bytes (the buffered readers' receive_more()).
   RecvOperation(ConnectionState& c, std::span<char> into, bool use_buffered) noexcept;
   std::size_t await_resume() {
     check("recv");
@@ -193,11 +199,18 @@ class Connection {
 
   // For the servers: the task to cancel when the peer hangs up while nobody waits on I/O.
   void set_owner(CancelState* owner) noexcept { state_->io.owner = owner; }
+  std::uint64_t bytes_received() const noexcept { return state_->bytes_in; }
+  std::uint64_t bytes_sent() const noexcept { return state_->bytes_out; }
+
+  // For protocol parsers of your own (the PROXY header reader uses them): the bytes received and
+  // not yet consumed, and one more receive into that buffer (false at EOF).
+  Buffer& read_buffer() noexcept { return state_->in; }
+  Task<bool> receive_more();
 
  private:
   friend Task<Connection> open_connection(Address address, Timeout timeout);
-  // Receives more bytes into the read buffer; false at EOF.
-  Task<bool> fill();
+  // Gives the current buffered read one deadline for all its receives (see call_deadline).
+  struct CallDeadline;
 
   std::unique_ptr<detail::ConnectionState> state_;
 };

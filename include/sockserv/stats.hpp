@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: MIT
+// ServerStats: the counters every sockserv server keeps (its `stats` member). Updated with
+// relaxed atomics from any thread; read a consistent-enough copy with snapshot().
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace sockserv {
+
+struct ServerStatsSnapshot {
+  std::uint64_t accepted = 0;        // connections (or datagrams) taken
+  std::uint64_t active = 0;          // requests being handled now
+  std::uint64_t rejected = 0;        // refused: verify_request, a bad PROXY header, over a limit
+  std::uint64_t timed_out = 0;       // ended by a timeout
+  std::uint64_t bytes_in = 0;        // read through the library's readers (rfile, Connection)
+  std::uint64_t bytes_out = 0;       // written through wfile / Connection
+  std::uint64_t handler_errors = 0;  // exceptions that reached handle_error
+  std::uint64_t accept_errors = 0;   // accept/recvfrom failures (EMFILE, ...)
+  // "accepted=12 active=1 rejected=0 timed_out=0 bytes_in=... handler_errors=0 accept_errors=0"
+  std::string to_string() const;
+};
+
+struct ServerStats {
+  std::atomic<std::uint64_t> accepted{0};
+  std::atomic<std::uint64_t> active{0};
+  std::atomic<std::uint64_t> rejected{0};
+  std::atomic<std::uint64_t> timed_out{0};
+  std::atomic<std::uint64_t> bytes_in{0};
+  std::atomic<std::uint64_t> bytes_out{0};
+  std::atomic<std::uint64_t> handler_errors{0};
+  std::atomic<std::uint64_t> accept_errors{0};
+
+  static void add(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) noexcept {
+    counter.fetch_add(n, std::memory_order_relaxed);
+  }
+  ServerStatsSnapshot snapshot() const noexcept;
+};
+
+}  // namespace sockserv

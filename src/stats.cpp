@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: MIT
+#include <sockserv/stats.hpp>
+
+namespace sockserv {
+
+ServerStatsSnapshot ServerStats::snapshot() const noexcept {
+  constexpr auto relaxed = std::memory_order_relaxed;
+  return {accepted.load(relaxed),       active.load(relaxed),       rejected.load(relaxed),
+          timed_out.load(relaxed),      bytes_in.load(relaxed),     bytes_out.load(relaxed),
+          handler_errors.load(relaxed), accept_errors.load(relaxed)};
+}
+
+std::string ServerStatsSnapshot::to_string() const {
+  return "accepted=" + std::to_string(accepted) + " active=" + std::to_string(active) +
+         " rejected=" + std::to_string(rejected) + " timed_out=" + std::to_string(timed_out) +
+         " bytes_in=" + std::to_string(bytes_in) + " bytes_out=" + std::to_string(bytes_out) +
+         " handler_errors=" + std::to_string(handler_errors) +
+         " accept_errors=" + std::to_string(accept_errors);
+}
+
+}  // namespace sockserv
