@@ -22,7 +22,7 @@ constexpr std::string_view v1_prefix = "PROXY ";
 constexpr std::string_view v2_signature{"\r\n\r\n\0\r\nQUIT\n", 12};
 
 [[noreturn]] void malformed(std::string_view why) {
-  throw_error(errc::malformed_frame, "PROXY header", "(" + std::string(why) + ")");
+  throw_error(errc::malformed_frame, "read PROXY header", "(" + std::string(why) + ")");
 }
 
 // True when `received` could still become `expected` (a prefix of it, or it is a prefix).
@@ -155,7 +155,7 @@ std::optional<ParsedProxyHeader> parse_proxy_header(std::string_view received,
   if (compatible(received, v1_prefix)) {
     return received.size() < v1_prefix.size() ? std::nullopt : parse_v1(received);
   }
-  malformed("no PROXY header (the connection did not start with one)");
+  malformed("the connection did not start with one");
 }
 
 ProxyHeader read_proxy_header(Socket& sock, std::size_t max_size) {

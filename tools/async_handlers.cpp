@@ -30,6 +30,16 @@ Task<void> discard_stream(Connection conn) {
 
 Task<void> daytime_stream(Connection conn) { co_await conn.sendall(daytime()); }
 
+Task<void> whoami_stream(Connection conn) {
+  const std::string me = conn.peer_address().to_string() + "\n";
+  while (!(co_await conn.readline()).empty()) co_await conn.sendall(me);
+}
+
+Task<void> whoami_datagram(Datagram d) {
+  d.reply(d.address.to_string() + "\n");
+  co_return;
+}
+
 Task<void> upper_datagram(Datagram d) {
   d.reply(upper(d.data));
   co_return;
@@ -54,6 +64,7 @@ aio::ConnectionHandler async_stream_handler(std::string_view name) {
   if (name == "echo") return echo_stream;
   if (name == "discard") return discard_stream;
   if (name == "daytime") return daytime_stream;
+  if (name == "whoami") return whoami_stream;
   throw std::invalid_argument("unknown handler '" + std::string(name) + "'");
 }
 
@@ -62,6 +73,7 @@ aio::DatagramHandler async_datagram_handler(std::string_view name) {
   if (name == "echo") return echo_datagram;
   if (name == "discard") return discard_datagram;
   if (name == "daytime") return daytime_datagram;
+  if (name == "whoami") return whoami_datagram;
   throw std::invalid_argument("unknown handler '" + std::string(name) + "'");
 }
 

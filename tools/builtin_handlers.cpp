@@ -46,6 +46,14 @@ RequestHandlerFactory stream_handler(std::string_view name) {
       }
     });
   }
+  if (name == "whoami") {
+    return handler<StreamRequestHandler>([](StreamRequestHandler& self) {
+      for (const auto& line : self.rfile.lines()) {
+        (void)line;
+        self.wfile.write(self.client_address.to_string() + "\n");
+      }
+    });
+  }
   if (name == "daytime") {
     return handler<StreamRequestHandler>(
         [](StreamRequestHandler& self) { self.wfile.write(daytime()); });
@@ -64,6 +72,11 @@ RequestHandlerFactory datagram_handler(std::string_view name) {
   }
   if (name == "discard") {
     return handler<DatagramRequestHandler>([](DatagramRequestHandler&) {});
+  }
+  if (name == "whoami") {
+    return handler<DatagramRequestHandler>([](DatagramRequestHandler& self) {
+      self.wfile.write(self.client_address.to_string() + "\n");
+    });
   }
   if (name == "daytime") {
     return handler<DatagramRequestHandler>(

@@ -4,15 +4,14 @@
 //   $ sockserv serve                              # upper-case echo on localhost:9999
 //   listening on 127.0.0.1:9999
 //
-// SIGINT/SIGTERM stop it: serve_forever() returns, server_close() lets handlers finish, joins
-// threads, reaps children and removes the Unix socket file, and the exit status is 0. A second
-// signal while that is going on ends the process at once with status 1.
-#include "builtin_handlers.hpp"
+// SIGINT/SIGTERM stop it gracefully: no new connections, in-flight requests get --grace seconds
+// to finish, then what is left is cut; threads are joined, children reaped, the Unix socket file
+// removed, and the exit status is 0. A second signal meanwhile ends the process at once (1).
 #include "commands.hpp"
+#include "serve_options.hpp"
 
 #include <sockserv/error.hpp>
-#include <sockserv/mixins.hpp>
-#include <sockserv/server.hpp>
+#include <sockserv/log.hpp>
 #include <sockserv/thread.hpp>
 
 #include <fcntl.h>
@@ -30,115 +29,34 @@
 namespace sockserv::tool {
 namespace {
 
-enum class Mode { sync, threading, forking, async };
-enum class Transport { tcp, udp, unix_stream, unix_datagram };
-
-struct ServeOptions {
-  std::string tcp = "localhost:9999";
-  std::string udp;
-  std::string unix_path;
-  std::string unix_dgram_path;
-  std::string mode_name = "sync";
-  Mode mode = Mode::sync;
-  std::string handler_name = "upper";
-  std::size_t threads = 0;  // async: event loops (0: one per core)
-};
-
-// What run_serve needs of a server, whatever its kind (the framework's or the event loop's).
-struct ServerControl {
-  std::shared_ptr<void> owner;
-  Address address;
-  std::function<void()> serve;     // serve_forever() then server_close()
-  std::function<void()> shutdown;  // thread-safe
-};
-
-template <class Server>
-ServerControl control_of(std::shared_ptr<Server> server) {
-  ServerControl c;
-  c.address = server->server_address;
-  c.serve = [s = server.get()] {
-    s->serve_forever();
-    s->server_close();  // finish in-flight requests, join threads, reap children
-  };
-  c.shutdown = [s = server.get()] { s->shutdown(); };
-  c.owner = std::move(server);
-  return c;
-}
-
-template <class Server>
-ServerControl build(const Address& address, RequestHandlerFactory handler, Mode mode) {
-  auto configure = [&](auto server) {
-    // A restarted server must not fail on the previous run's TIME_WAIT connections.
-    server->allow_reuse_address = true;
-    server->bind_and_activate();
-    return control_of(std::move(server));
-  };
-  switch (mode) {
-    case Mode::threading:
-      return configure(
-          std::make_shared<ThreadingMixIn<Server>>(address, std::move(handler), false));
-    case Mode::forking:
-      return configure(std::make_shared<ForkingMixIn<Server>>(address, std::move(handler), false));
-    default:
-      return configure(std::make_shared<Server>(address, std::move(handler), false));
-  }
-}
-
-template <class Server, class Handler>
-ServerControl build_async(const Address& address, Handler handler, std::size_t threads) {
-  auto server = std::make_shared<Server>(address, std::move(handler));
-  if (threads > 0) server->threads = threads;
-  return control_of(std::move(server));
-}
-
-ServerControl make_server_for(const ServeOptions& o) {
-  const bool datagram = !o.udp.empty() || !o.unix_dgram_path.empty();
-  if (o.mode == Mode::async) {
-    if (!o.unix_path.empty()) {
-      return build_async<aio::AsyncUnixStreamServer>(
-          Address::parse("unix:" + o.unix_path), async_stream_handler(o.handler_name), o.threads);
-    }
-    if (!o.unix_dgram_path.empty()) {
-      return build_async<aio::AsyncUDPServer>(Address::parse("unix:" + o.unix_dgram_path),
-                                              async_datagram_handler(o.handler_name), o.threads);
-    }
-    if (!o.udp.empty()) {
-      return build_async<aio::AsyncUDPServer>(Address::lookup(o.udp, SOCK_DGRAM),
-                                              async_datagram_handler(o.handler_name), o.threads);
-    }
-    return build_async<aio::AsyncTCPServer>(Address::lookup(o.tcp, SOCK_STREAM),
-                                            async_stream_handler(o.handler_name), o.threads);
-  }
-  auto handler = builtin_handler(o.handler_name, datagram);
-  if (!o.unix_path.empty()) {
-    return build<UnixStreamServer>(Address::parse("unix:" + o.unix_path), handler, o.mode);
-  }
-  if (!o.unix_dgram_path.empty()) {
-    return build<UnixDatagramServer>(Address::parse("unix:" + o.unix_dgram_path), handler, o.mode);
-  }
-  if (!o.udp.empty()) return build<UDPServer>(Address::lookup(o.udp, SOCK_DGRAM), handler, o.mode);
-  return build<TCPServer>(Address::lookup(o.tcp, SOCK_STREAM), handler, o.mode);
-}
-
-// Waits for SIGINT/SIGTERM (delivered through a signalfd, so no handler runs in a random thread)
-// or for `done_fd` to become readable. Returns the signal number, or 0 when done_fd fired.
-int wait_for_signal_or(int signal_fd, int done_fd) {
+// Waits for SIGINT/SIGTERM (through a signalfd, so no handler runs in a random thread), for
+// `done_fd` to close, or for `timeout_ms` (-1: no limit). Returns the signal, 0 when done_fd
+// closed, -1 on timeout.
+int wait_for_event(int signal_fd, int done_fd, int timeout_ms) {
   pollfd fds[2] = {{signal_fd, POLLIN, 0}, {done_fd, POLLIN, 0}};
   for (;;) {
-    if (::poll(fds, 2, -1) < 0) {
+    const int n = ::poll(fds, 2, timeout_ms);
+    if (n < 0) {
       if (errno == EINTR) continue;
       throw_errno("poll");
     }
+    if (n == 0) return -1;
     if (fds[0].revents & POLLIN) {
       signalfd_siginfo info{};
-      if (::read(signal_fd, &info, sizeof info) == sizeof info)
+      if (::read(signal_fd, &info, sizeof info) == sizeof info) {
         return static_cast<int>(info.ssi_signo);
+      }
     }
     if (fds[1].revents & (POLLIN | POLLHUP)) return 0;  // the writer closed: serving ended
   }
 }
 
 int run_serve(const ServeOptions& options) {
+  static const std::map<std::string, LogLevel> levels{{"debug", LogLevel::debug},
+                                                      {"info", LogLevel::info},
+                                                      {"warning", LogLevel::warning},
+                                                      {"error", LogLevel::error}};
+  set_log_level(levels.at(options.log_level));
   // Block the stop signals before any thread starts, so every thread inherits the mask and the
   // signals wait in the signalfd.
   sigset_t stop_signals;
@@ -150,7 +68,7 @@ int run_serve(const ServeOptions& options) {
   int done_pipe[2];
   if (signal_fd < 0 || ::pipe2(done_pipe, O_CLOEXEC) != 0) throw_errno("signalfd");
 
-  auto server = make_server_for(options);
+  auto server = make_server(options);
   std::cout << "listening on " << server.address.to_string() << std::endl;
 
   std::exception_ptr serve_error;
@@ -162,15 +80,24 @@ int run_serve(const ServeOptions& options) {
     }
     ::close(done_pipe[1]);
   });
-  if (const int sig = wait_for_signal_or(signal_fd, done_pipe[0])) {
-    std::cerr << "sockserv serve: " << ::strsignal(sig) << ", shutting down" << std::endl;
+  const int stats_ms = static_cast<int>(options.stats_interval * 1000);
+  int event;
+  while ((event = wait_for_event(signal_fd, done_pipe[0], stats_ms > 0 ? stats_ms : -1)) < 0) {
+    log(LogLevel::info, "stats " + server.stats());
+  }
+  if (event > 0) {
+    log(LogLevel::info, std::string("sockserv serve: ") + ::strsignal(event) +
+                            ", shutting down (grace " + std::to_string(options.grace) + " s)");
     server.shutdown();
-    if (wait_for_signal_or(signal_fd, done_pipe[0]) != 0) {
-      std::cerr << "sockserv serve: second signal, exiting now" << std::endl;
+    while ((event = wait_for_event(signal_fd, done_pipe[0], -1)) < 0) {
+    }
+    if (event > 0) {
+      log(LogLevel::warning, "sockserv serve: second signal, exiting now");
       ::_exit(1);
     }
   }
   serving.join();
+  if (options.stats_interval > 0) log(LogLevel::info, "stats " + server.stats());
   if (serve_error) std::rethrow_exception(serve_error);
   return 0;
 }
@@ -178,40 +105,60 @@ int run_serve(const ServeOptions& options) {
 }  // namespace
 
 void add_serve_command(CLI::App& app, int& exit_status) {
-  auto options = std::make_shared<ServeOptions>();
+  auto o = std::make_shared<ServeOptions>();
   auto* cmd = app.add_subcommand("serve", "Run a server until SIGINT/SIGTERM");
   auto* tcp =
-      cmd->add_option("--tcp", options->tcp, "TCP address HOST:PORT ([v6]:PORT; port 0 picks one)")
+      cmd->add_option("--tcp", o->tcp, "TCP address HOST:PORT, [V6]:PORT (port 0 picks one)")
           ->default_val("localhost:9999");
-  auto* udp = cmd->add_option("--udp", options->udp, "UDP address HOST:PORT instead of TCP");
+  auto* udp = cmd->add_option("--udp", o->udp, "UDP address HOST:PORT instead of TCP");
   auto* unix_stream =
-      cmd->add_option("--unix", options->unix_path, "Unix stream socket PATH (@NAME: abstract)");
-  auto* unix_dgram = cmd->add_option("--unix-dgram", options->unix_dgram_path,
+      cmd->add_option("--unix", o->unix_path, "Unix stream socket PATH (@NAME: abstract)");
+  auto* unix_dgram = cmd->add_option("--unix-dgram", o->unix_dgram_path,
                                      "Unix datagram socket PATH (@NAME: abstract)");
   udp->excludes(tcp, unix_stream, unix_dgram);
   unix_stream->excludes(tcp, unix_dgram);
   unix_dgram->excludes(tcp);
-  cmd->add_option("--mode", options->mode_name,
-                  "sync: one request at a time; threading: a thread per request; forking: a "
-                  "process per request; async: event loops with coroutine handlers")
-      ->check(CLI::IsMember({"sync", "threading", "forking", "async"}))
+  cmd->add_option("--mode", o->mode,
+                  "sync: one request at a time; threading: a thread per request; pool: a "
+                  "bounded thread pool; forking: a process per request; async: event loops "
+                  "with coroutine handlers")
+      ->check(CLI::IsMember({"sync", "threading", "pool", "forking", "async"}))
       ->default_val("sync");
-  cmd->add_option("--threads", options->threads,
-                  "async mode: number of event loops (default: one per core)")
-      ->check(CLI::Range(1, 1024));
-  cmd->add_option("--handler", options->handler_name,
+  cmd->add_option("--handler", o->handler,
                   "upper: upper-cased reply per line; echo: bytes back; discard: drop input; "
-                  "daytime: the date and time")
-      ->check(CLI::IsMember({"upper", "echo", "discard", "daytime"}))
+                  "daytime: the date and time; whoami: the client's address per line")
+      ->check(CLI::IsMember({"upper", "echo", "discard", "daytime", "whoami"}))
       ->default_val("upper");
-  cmd->callback([options, &exit_status] {
-    const std::map<std::string, Mode> modes{{"sync", Mode::sync},
-                                            {"threading", Mode::threading},
-                                            {"forking", Mode::forking},
-                                            {"async", Mode::async}};
-    options->mode = modes.at(options->mode_name);
+  cmd->add_option("--threads", o->threads, "async: event loops (default: one per core)")
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--pool", o->pool, "pool: worker threads")
+      ->default_val(16)
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--max-connections", o->max_connections,
+                  "Requests handled at once; at the limit the server stops accepting until one "
+                  "ends (default: threading 1024, async 65536, forking 40 children)");
+  cmd->add_option("--timeout", o->timeout,
+                  "Seconds a connection may stall (each call, and each line as a whole); 0: none")
+      ->default_val(60)
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--grace", o->grace, "Seconds in-flight requests get to finish at shutdown")
+      ->default_val(10)
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--stats", o->stats_interval, "Log the server's counters every SECONDS")
+      ->check(CLI::PositiveNumber);
+  cmd->add_flag("--reuse-port", o->reuse_port,
+                "SO_REUSEPORT: several sockserv processes may serve the same port");
+  cmd->add_flag("--proxy-protocol", o->proxy_protocol,
+                "Expect a PROXY protocol v1/v2 header (HAProxy, nginx) on every connection");
+  cmd->add_flag("--inetd", o->inetd,
+                "Serve the listening socket on fd 0 (inetd). A systemd socket (LISTEN_FDS) is "
+                "used automatically.");
+  cmd->add_option("--log-level", o->log_level, "debug | info | warning | error")
+      ->check(CLI::IsMember({"debug", "info", "warning", "error"}))
+      ->default_val("info");
+  cmd->callback([o, &exit_status] {
     try {
-      exit_status = run_serve(*options);
+      exit_status = run_serve(*o);
     } catch (const std::exception& e) {
       std::cerr << "sockserv serve: " << e.what() << std::endl;
       exit_status = 1;

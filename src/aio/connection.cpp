@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <sockserv/aio/connection.hpp>
 #include <sockserv/error.hpp>
+#include <sockserv/proxy_protocol.hpp>
 
 #include "sys/fd.hpp"
 
@@ -149,6 +150,10 @@ Connection::~Connection() { close(); }
 
 void Connection::close() noexcept {
   if (!state_ || !state_->sock) return;
+  if (state_->stats) {
+    ServerStats::add(state_->stats->bytes_in, state_->bytes_in);
+    ServerStats::add(state_->stats->bytes_out, state_->bytes_out);
+  }
   state_->loop->remove_io(state_->io);
   state_->sock.close();
   state_->io.fd = -1;
@@ -264,6 +269,19 @@ Task<std::optional<std::string>> Connection::read_frame(const Codec& codec) {
 Task<void> Connection::write_frame(const Codec& codec, std::string_view message) {
   const std::string wire = codec.encode(message);
   co_await sendall(wire);
+}
+
+Task<ProxyHeader> read_proxy_header(Connection& conn) {
+  auto& in = conn.read_buffer();
+  for (;;) {
+    if (auto parsed = parse_proxy_header(in.view())) {
+      in.consume(parsed->size);
+      co_return std::move(parsed->header);
+    }
+    if (!co_await conn.receive_more()) {
+      throw_error(errc::malformed_frame, "PROXY header", "(connection closed before it ended)");
+    }
+  }
 }
 
 Task<Connection> open_connection(Address address, Timeout timeout) {

@@ -3,6 +3,8 @@
 #include <sockserv/aio/server.hpp>
 #include <sockserv/aio/timeout.hpp>
 #include <sockserv/error.hpp>
+#include <sockserv/log.hpp>
+#include <sockserv/proxy_protocol.hpp>
 #include <sockserv/thread.hpp>
 
 #include "sys/fd.hpp"
@@ -101,11 +103,50 @@ void AsyncServerBase::bind_and_activate() {
 
 void AsyncServerBase::server_bind() {
   if (allow_reuse_address && server_address.is_inet()) socket.set_reuse_address(true);
+  if (allow_reuse_port && server_address.is_inet()) socket.set_reuse_port(true);
   sys::OwnedSocketFile::prepare(server_address, socket.type());
   socket.bind(server_address);
   server_address = socket.getsockname();
   socket_file_->remember(server_address);
   socket.setblocking(false);
+}
+
+void AsyncServerBase::adopt_socket(Socket bound) {
+  socket = std::move(bound);
+  server_address = socket.getsockname();
+  socket.setblocking(false);
+  apply_socket_options();
+}
+
+Task<void> AsyncServerBase::wait_for_capacity() {
+  bool logged = false;
+  while (active_.load() >= max_connections) {
+    if (!logged) {
+      log(LogLevel::warning, "sockserv: " + server_address.to_string() + " at capacity (" +
+                                 std::to_string(max_connections) +
+                                 " tasks); not accepting until one ends");
+      logged = true;
+    }
+    co_await sleep(std::chrono::milliseconds(10));
+  }
+}
+
+void AsyncServerBase::report_task_error(const Address& client_address) noexcept {
+  const auto error = std::current_exception();
+  try {
+    std::rethrow_exception(error);
+  } catch (const TimeoutError& e) {
+    ServerStats::add(stats.timed_out);
+    log(LogLevel::info,
+        "connection from " + client_address.to_string() + " timed out (" + e.what() + ")");
+  } catch (const std::system_error& e) {
+    if (detail::is_cancellation(e)) return;
+    ServerStats::add(stats.handler_errors);
+    handle_error(client_address, error);
+  } catch (...) {
+    ServerStats::add(stats.handler_errors);
+    handle_error(client_address, error);
+  }
 }
 
 void AsyncServerBase::server_close() {
@@ -227,7 +268,16 @@ AsyncTCPServer::AsyncTCPServer(const Address& address, ConnectionHandler handler
   if (bind_and_activate) this->bind_and_activate();
 }
 
-void AsyncTCPServer::server_activate() { socket.listen(request_queue_size); }
+void AsyncTCPServer::server_activate() {
+  socket.listen(request_queue_size);
+  apply_socket_options();
+}
+
+void AsyncTCPServer::apply_socket_options() {
+  if (!server_address.is_inet()) return;
+  if (keepalive) socket.set_keepalive(*keepalive);
+  if (tcp_user_timeout) socket.set_user_timeout(*tcp_user_timeout);
+}
 
 bool AsyncTCPServer::verify_request(const Address&) { return true; }
 
@@ -248,6 +298,7 @@ Task<void> AsyncTCPServer::receive_loop(Worker& w) {
         const int error = errno;
         if (sys::would_block(error)) break;
         if (error == ECONNABORTED || error == EINTR || error == EPROTO || error == EPERM) continue;
+        ServerStats::add(stats.accept_errors);
         backoff =
             std::clamp(backoff * 2, std::chrono::milliseconds(5), std::chrono::milliseconds(1000));
         sys::report_line("sockserv: accept " + server_address.to_string() + ": " +
@@ -259,10 +310,13 @@ Task<void> AsyncTCPServer::receive_loop(Worker& w) {
       }
       backoff = std::chrono::milliseconds(0);
       peer.resize(len);
+      ServerStats::add(stats.accepted);
       if (!verify_request(peer)) {
+        ServerStats::add(stats.rejected);
         ::close(fd);
         continue;
       }
+      if (active_tasks() >= max_connections) co_await wait_for_capacity();
       start_task(w, serve_connection(Socket::adopt(fd, server_address.family(), SOCK_STREAM, true),
                                      std::move(peer)));
     }
@@ -270,15 +324,26 @@ Task<void> AsyncTCPServer::receive_loop(Worker& w) {
 }
 
 Task<void> AsyncTCPServer::serve_connection(Socket sock, Address peer) {
+  Connection conn(std::move(sock));
+  conn.settimeout(connection_timeout);
+  conn.set_owner(co_await detail::CurrentCancelState{});
+  if (proxy_protocol) {
+    try {
+      const auto header = co_await read_proxy_header(conn);
+      if (!header.local) peer = header.source;
+      conn.set_peer_address(peer);
+    } catch (const std::exception& e) {
+      ServerStats::add(stats.rejected);
+      log(LogLevel::warning,
+          "PROXY header from " + peer.to_string() + ": " + e.what() + "; closing the connection");
+      co_return;
+    }
+  }
+  conn.set_stats(&stats);  // the connection adds its byte counts when it closes
   try {
-    Connection conn(std::move(sock));
-    conn.settimeout(connection_timeout);
-    conn.set_owner(co_await detail::CurrentCancelState{});
     co_await RequestHandlerClass(std::move(conn));
-  } catch (const std::system_error& e) {
-    if (!detail::is_cancellation(e)) handle_error(peer, std::current_exception());
   } catch (...) {
-    handle_error(peer, std::current_exception());
+    report_task_error(peer);
   }
 }
 
@@ -311,10 +376,8 @@ Task<void> AsyncUDPServer::receive_loop(Worker& w) {
     const Address from = d.address;
     try {
       co_await self->RequestHandlerClass(std::move(d));
-    } catch (const std::system_error& e) {
-      if (!detail::is_cancellation(e)) self->handle_error(from, std::current_exception());
     } catch (...) {
-      self->handle_error(from, std::current_exception());
+      self->report_task_error(from);
     }
   };
   for (;; co_await detail::WaitReadable(w)) {  // drain first, then wait (edge-triggered)
@@ -347,6 +410,9 @@ Task<void> AsyncUDPServer::receive_loop(Worker& w) {
       }
       d.data.assign(scratch.data(), static_cast<std::size_t>(n));
       d.socket = &socket;
+      ServerStats::add(stats.accepted);
+      ServerStats::add(stats.bytes_in, d.data.size());
+      if (active_tasks() >= max_connections) co_await wait_for_capacity();
       start_task(w, serve(this, std::move(d)));
     }
   }

@@ -29,7 +29,9 @@
 #include <sockserv/aio/event_loop.hpp>
 #include <sockserv/buffer.hpp>
 #include <sockserv/framing.hpp>
+#include <sockserv/proxy_protocol.hpp>
 #include <sockserv/socket.hpp>
+#include <sockserv/stats.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -58,6 +60,7 @@ struct ConnectionState {
   bool eof = false;  // a read has seen the end of the stream
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
+  ServerStats* stats = nullptr;          // the server's, credited with the byte counts at close
   std::optional<Address> peer_override;  // set by the server (e.g. from a PROXY header)
 };
 
@@ -199,6 +202,8 @@ class Connection {
 
   // For the servers: the task to cancel when the peer hangs up while nobody waits on I/O.
   void set_owner(CancelState* owner) noexcept { state_->io.owner = owner; }
+  // The server's counters, credited with this connection's byte counts when it closes.
+  void set_stats(ServerStats* stats) noexcept { state_->stats = stats; }
   std::uint64_t bytes_received() const noexcept { return state_->bytes_in; }
   std::uint64_t bytes_sent() const noexcept { return state_->bytes_out; }
 
@@ -217,5 +222,9 @@ class Connection {
 
 // Connects to `address` without blocking the loop. Throws SocketError/TimeoutError.
 Task<Connection> open_connection(Address address, Timeout timeout = std::nullopt);
+
+// Reads a PROXY protocol v1/v2 header at the start of `conn` (proxy_protocol.hpp); bytes after
+// it stay in the connection's buffer for the handler. Throws SocketError(errc::malformed_frame).
+Task<ProxyHeader> read_proxy_header(Connection& conn);
 
 }  // namespace sockserv::aio

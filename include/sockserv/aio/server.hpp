@@ -29,6 +29,7 @@
 #include <sockserv/aio/event_loop.hpp>
 #include <sockserv/aio/task.hpp>
 #include <sockserv/socket.hpp>
+#include <sockserv/stats.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -67,18 +68,26 @@ class AsyncServerBase {
   void bind_and_activate();
   virtual void server_bind();
   virtual void server_activate() = 0;
+  // Takes an already bound (and, for streams, listening) socket - systemd socket activation,
+  // inetd - instead of binding: construct with bind_and_activate = false, then call this.
+  void adopt_socket(Socket bound);
 
   // Reports a handler's exception (not a cancellation). Default: stderr, with the address.
   virtual void handle_error(const Address& client_address, std::exception_ptr error);
 
   // Tasks (connections, datagrams) running now, over all loops.
   std::size_t active_tasks() const noexcept { return active_.load(); }
+  ServerStats stats;
 
   // --- Attributes ------------------------------------------------------------------------------
   Address server_address;
   Socket socket;
   std::size_t threads = std::max(1u, std::thread::hardware_concurrency());
   bool allow_reuse_address = true;  // as asyncio's create_server
+  bool allow_reuse_port = false;    // several processes on one port (AF_INET/AF_INET6 only)
+  // Tasks at once, over all loops. At the limit the server stops accepting (connections wait
+  // in the kernel's backlog; datagrams in the socket buffer) until a task ends.
+  std::size_t max_connections = 65536;
   // How long running handlers may go on after shutdown() before they are cancelled.
   std::chrono::nanoseconds shutdown_grace{0};
   EventLoop::Backend backend = EventLoop::Backend::automatic;
@@ -89,6 +98,12 @@ class AsyncServerBase {
   virtual Task<void> receive_loop(detail::Worker& worker) = 0;
   // Starts a task for one request on `worker`'s loop, counted and cancelled at shutdown.
   void start_task(detail::Worker& worker, Task<void> task);
+  // Waits (polling every 10 ms, logging once) while max_connections tasks run.
+  Task<void> wait_for_capacity();
+  // Exception boundary of a request task: a cancellation is quiet, a timeout is counted and
+  // logged, anything else goes to handle_error.
+  void report_task_error(const Address& client_address) noexcept;
+  virtual void apply_socket_options() {}
   bool stopping() const noexcept { return stopping_.load(); }
 
  private:
@@ -117,8 +132,16 @@ class AsyncTCPServer : public AsyncServerBase {
   virtual bool verify_request(const Address& client_address);
 
   int request_queue_size = SOMAXCONN;
-  // Each connection's per-operation timeout (nullopt: none), set before the handler runs.
-  Timeout connection_timeout;
+  // Each connection's timeout, set before the handler runs: every operation, and every buffered
+  // read (readline, read_exact, read_frame) as a whole, must finish within it, so stalled or
+  // trickling clients are cut off (TimeoutError, counted in stats.timed_out). nullopt: none.
+  Timeout connection_timeout = std::chrono::seconds(60);
+  // Dead-peer detection, as TCPServer's (set on the listening socket, inherited by connections).
+  std::optional<KeepAlive> keepalive = KeepAlive{};
+  std::optional<std::chrono::milliseconds> tcp_user_timeout = std::chrono::seconds(60);
+  // Read a PROXY protocol v1/v2 header first; peer_address() becomes the real client's. A
+  // missing or malformed header closes that connection only (logged, stats.rejected).
+  bool proxy_protocol = false;
   ConnectionHandler RequestHandlerClass;
 
  protected:
@@ -126,6 +149,7 @@ class AsyncTCPServer : public AsyncServerBase {
 
  private:
   Task<void> serve_connection(Socket sock, Address peer);
+  void apply_socket_options() override;
 };
 
 // AsyncTCPServer on a Unix stream socket (Address::unix_path / Address::abstract).

@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: MIT
+// The options of `sockserv serve`, and the server they describe, whatever its kind.
+#pragma once
+
+#include <sockserv/address.hpp>
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace sockserv::tool {
+
+struct ServeOptions {
+  std::string tcp = "localhost:9999";
+  std::string udp;
+  std::string unix_path;
+  std::string unix_dgram_path;
+  std::string mode = "sync";  // sync | threading | pool | forking | async
+  std::string handler = "upper";
+  std::size_t threads = 0;          // async: event loops (0: one per core)
+  std::size_t pool = 16;            // pool: worker threads
+  std::size_t max_connections = 0;  // 0: the library's default for the mode
+  double timeout = 60;              // seconds each connection may stall; 0: no limit
+  double grace = 10;                // seconds in-flight requests get at shutdown
+  double stats_interval = 0;        // seconds between counter reports; 0: none
+  bool reuse_port = false;
+  bool proxy_protocol = false;
+  bool inetd = false;
+  std::string log_level = "info";
+};
+
+// What run_serve needs of a server: the framework's and the event loop's alike.
+struct ServerControl {
+  std::shared_ptr<void> owner;
+  Address address;
+  std::function<void()> serve;     // serve_forever() then server_close() (drain, join, reap)
+  std::function<void()> shutdown;  // thread-safe
+  std::function<std::string()> stats;
+};
+
+// Builds, binds (or adopts a socket from systemd / inetd) and configures the server. Throws on
+// failure.
+ServerControl make_server(const ServeOptions& options);
+
+}  // namespace sockserv::tool

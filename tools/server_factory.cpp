@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: MIT
+// From `sockserv serve` options to a configured server: transport x mode x handler, plus the
+// socket inherited from systemd (LISTEN_FDS) or inetd (fd 0) when there is one.
+#include "builtin_handlers.hpp"
+#include "serve_options.hpp"
+
+#include <sockserv/activation.hpp>
+#include <sockserv/aio/server.hpp>
+#include <sockserv/mixins.hpp>
+#include <sockserv/server.hpp>
+
+#include <chrono>
+#include <optional>
+#include <stdexcept>
+
+namespace sockserv::tool {
+namespace {
+
+std::chrono::nanoseconds seconds(double s) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(s));
+}
+
+template <class Server>
+ServerControl control_of(std::shared_ptr<Server> server) {
+  ServerControl c;
+  c.address = server->server_address;
+  c.serve = [s = server.get()] {
+    s->serve_forever();
+    s->server_close();
+  };
+  c.shutdown = [s = server.get()] { s->shutdown(); };
+  c.stats = [s = server.get()] { return s->stats.snapshot().to_string(); };
+  c.owner = std::move(server);
+  return c;
+}
+
+// Applies the options every kind of server shares, then binds or adopts `inherited`.
+template <class Server>
+ServerControl start(std::shared_ptr<Server> server, const ServeOptions& o,
+                    std::optional<Socket> inherited) {
+  server->allow_reuse_address = true;  // a restart must not trip over TIME_WAIT connections
+  server->allow_reuse_port = o.reuse_port;
+  if constexpr (requires { server->proxy_protocol; }) server->proxy_protocol = o.proxy_protocol;
+  if constexpr (requires { server->connection_timeout; }) {
+    server->connection_timeout = o.timeout > 0 ? Timeout(seconds(o.timeout)) : Timeout{};
+  }
+  if constexpr (requires { server->max_children; }) {
+    if (o.max_connections) server->max_children = o.max_connections;
+  } else if (o.max_connections) {
+    server->max_connections = o.max_connections;
+  }
+  if constexpr (requires { server->pool_size; }) server->pool_size = o.pool;
+  if constexpr (requires { server->threads; }) {
+    if (o.threads) server->threads = o.threads;
+  }
+  server->shutdown_grace = seconds(o.grace);
+  if (inherited) {
+    server->adopt_socket(std::move(*inherited));
+  } else {
+    server->bind_and_activate();
+  }
+  return control_of(std::move(server));
+}
+
+template <class Server>
+ServerControl build(const Address& address, bool datagram, const ServeOptions& o,
+                    std::optional<Socket> inherited) {
+  if (o.mode == "async") {
+    using Async = std::conditional_t<std::is_same_v<Server, UDPServer> ||
+                                         std::is_same_v<Server, UnixDatagramServer>,
+                                     aio::AsyncUDPServer, aio::AsyncTCPServer>;
+    if constexpr (std::is_same_v<Async, aio::AsyncUDPServer>) {
+      return start(std::make_shared<Async>(address, async_datagram_handler(o.handler), false), o,
+                   std::move(inherited));
+    } else {
+      return start(std::make_shared<Async>(address, async_stream_handler(o.handler), false), o,
+                   std::move(inherited));
+    }
+  }
+  auto handler = builtin_handler(o.handler, datagram);
+  if (o.mode == "threading") {
+    return start(std::make_shared<ThreadingMixIn<Server>>(address, handler, false), o,
+                 std::move(inherited));
+  }
+  if (o.mode == "pool") {
+    return start(std::make_shared<ThreadPoolMixIn<Server>>(address, handler, false), o,
+                 std::move(inherited));
+  }
+  if (o.mode == "forking") {
+    return start(std::make_shared<ForkingMixIn<Server>>(address, handler, false), o,
+                 std::move(inherited));
+  }
+  return start(std::make_shared<Server>(address, handler, false), o, std::move(inherited));
+}
+
+// A socket handed to us by systemd or inetd, if any.
+std::optional<Socket> inherited_socket(const ServeOptions& o) {
+  if (o.inetd) {
+    auto sock = inetd_socket();
+    if (!sock) throw std::runtime_error("--inetd: fd 0 is not a listening socket");
+    return sock;
+  }
+  auto fds = listen_fds();
+  if (fds.empty()) return std::nullopt;
+  return std::move(fds.front());
+}
+
+}  // namespace
+
+ServerControl make_server(const ServeOptions& o) {
+  if (auto inherited = inherited_socket(o)) {
+    const Address address = inherited->getsockname();
+    const bool datagram = inherited->type() == SOCK_DGRAM;
+    if (address.is_unix()) {
+      return datagram ? build<UnixDatagramServer>(address, true, o, std::move(inherited))
+                      : build<UnixStreamServer>(address, false, o, std::move(inherited));
+    }
+    return datagram ? build<UDPServer>(address, true, o, std::move(inherited))
+                    : build<TCPServer>(address, false, o, std::move(inherited));
+  }
+  if (!o.unix_path.empty()) {
+    return build<UnixStreamServer>(Address::parse("unix:" + o.unix_path), false, o, {});
+  }
+  if (!o.unix_dgram_path.empty()) {
+    return build<UnixDatagramServer>(Address::parse("unix:" + o.unix_dgram_path), true, o, {});
+  }
+  if (!o.udp.empty()) return build<UDPServer>(Address::lookup(o.udp, SOCK_DGRAM), true, o, {});
+  return build<TCPServer>(Address::lookup(o.tcp, SOCK_STREAM), false, o, {});
+}
+
+}  // namespace sockserv::tool
