@@ -74,11 +74,27 @@ std::unique_ptr<Reactor> make_epoll_reactor() { return std::make_unique<EpollRea
 
 std::unique_ptr<Reactor> make_reactor(EventLoop::Backend& backend) {
   if (backend == EventLoop::Backend::automatic) {
-    const char* forced = std::getenv("SOCKSERV_POLLER");
-    const bool poll = forced != nullptr && std::string_view(forced) == "poll";
-    backend = poll ? EventLoop::Backend::poll : EventLoop::Backend::epoll;
+    const std::string_view forced =
+        std::getenv("SOCKSERV_POLLER") ? std::getenv("SOCKSERV_POLLER") : "";
+    backend = forced == "poll"       ? EventLoop::Backend::poll
+              : forced == "io_uring" ? EventLoop::Backend::io_uring
+                                     : EventLoop::Backend::epoll;
   }
-  return backend == EventLoop::Backend::poll ? make_poll_reactor() : make_epoll_reactor();
+  switch (backend) {
+    case EventLoop::Backend::poll:
+      return make_poll_reactor();
+    case EventLoop::Backend::io_uring:
+      return make_uring_reactor();
+    default:
+      return make_epoll_reactor();
+  }
 }
+
+#ifndef SOCKSERV_HAVE_LIBURING
+std::unique_ptr<Reactor> make_uring_reactor() {
+  throw_error(std::make_error_code(std::errc::function_not_supported), "EventLoop",
+              "(io_uring backend: sockserv was built without liburing)");
+}
+#endif
 
 }  // namespace sockserv::aio::detail

@@ -80,6 +80,21 @@ struct EventLoop::Watch {
 struct TimerHandle::Entry : TimerNode {
   std::function<void()> callback;
   std::shared_ptr<Entry> self;  // keeps the entry alive while it is armed
+  bool cancelled = false;
+
+  // The deadline passed: queue the callback. It still checks `cancelled` when it runs, since a
+  // callback that ran before it in the same iteration may have cancelled it.
+  static void on_fire(TimerNode* node) {
+    auto* e = static_cast<Entry*>(node);
+    auto keep = std::move(e->self);  // the entry lives until the callback has run
+    if (auto* loop = EventLoop::current()) {
+      loop->call_soon([entry = std::move(keep)] {
+        if (entry->cancelled) return;
+        auto callback = std::move(entry->callback);
+        callback();
+      });
+    }
+  }
 };
 
 EventLoop::EventLoop(Backend backend)
@@ -109,7 +124,12 @@ EventLoop::~EventLoop() {
     handle.destroy();
   }
   current_loop = previous;
-  for (auto* node : timers_) node->heap_index = TimerNode::not_armed;
+  // call_later() entries keep themselves alive while armed: release them.
+  for (auto* node : std::exchange(timers_, {})) {
+    node->heap_index = TimerNode::not_armed;
+    if (node->fire == &TimerHandle::Entry::on_fire)
+      static_cast<TimerHandle::Entry*>(node)->self.reset();
+  }
   for (auto& [fd, watch] : watches_) reactor_->remove(watch->state);
   reactor_->remove(*wakeup_state_);
   ::close(wakeup_fd_);
@@ -134,18 +154,16 @@ TimerHandle EventLoop::call_at(Clock::time_point when, std::function<void()> cal
   assert(in_loop_thread());
   auto entry = std::make_shared<TimerHandle::Entry>();
   entry->callback = std::move(callback);
-  entry->fire = [](TimerNode* node) {
-    auto* e = static_cast<TimerHandle::Entry*>(node);
-    auto keep = std::move(e->self);  // the entry lives until the callback returns
-    if (auto* loop = EventLoop::current()) loop->call_soon(std::move(e->callback));
-  };
+  entry->fire = &TimerHandle::Entry::on_fire;
   entry->self = entry;
   arm(*entry, when);
   return TimerHandle(this, std::move(entry));
 }
 
 void TimerHandle::cancel() noexcept {
-  if (!entry_ || !entry_->armed()) return;
+  if (!entry_) return;
+  entry_->cancelled = true;
+  if (!entry_->armed()) return;
   loop_->disarm(*entry_);
   entry_->self.reset();
 }
@@ -211,7 +229,7 @@ void EventLoop::add_reader(int fd, std::function<void()> callback) {
 
 void EventLoop::add_writer(int fd, std::function<void()> callback) {
   assert(in_loop_thread());
-  add_reader(fd, nullptr);  // creates or reuses the watch
+  if (!watches_.contains(fd)) add_reader(fd, nullptr);  // creates the watch; interest set below
   auto& watch = watches_.at(fd);
   watch->on_write = std::move(callback);
   watch->state.interest = detail::io_write | (watch->on_read ? detail::io_read : 0u);
@@ -277,10 +295,10 @@ void EventLoop::update_interest(IoState& state) {
   if (!reactor_->level_only() || state.on_ready) return;
   const unsigned want =
       (state.reader ? detail::io_read : 0u) | (state.writer ? detail::io_write : 0u);
-  if (want != state.interest || state.hung_up) {
-    state.interest = want;
-    (void)reactor_->update(state);
-  }
+  // Always told, even when the interest is unchanged: io_uring's polls are one-shot and must be
+  // re-armed after each report (poll's update is a cheap store).
+  state.interest = want;
+  (void)reactor_->update(state);
 }
 
 void EventLoop::finish_wait(IoWaiter& waiter, int error) noexcept {
@@ -335,7 +353,11 @@ bool EventLoop::wait_io(IoWaiter& waiter, std::optional<Clock::time_point> deadl
 }
 
 void EventLoop::dispatch(IoState& state, unsigned events) {
-  if (state.on_ready) return state.on_ready(state, events, *this);
+  if (state.on_ready) {
+    state.on_ready(state, events, *this);
+    if (reactor_->level_only()) (void)reactor_->update(state);  // re-arm one-shot backends
+    return;
+  }
   const bool had_waiter = state.reader || state.writer;
   if (events & detail::io_hangup) state.hung_up = true;
   // Each ready waiter performs its operation now; only a complete one is resumed.
@@ -424,7 +446,7 @@ void EventLoop::run_ready() {
   // iteration, after the next poll for I/O. The vectors swap roles, keeping their capacity.
   running_handles_.swap(ready_);
   running_callbacks_.swap(callbacks_);
-  for (auto h : running_handles_) h.resume();
+  for (auto h : running_handles_) detail::resume_flat(h);
   running_handles_.clear();
   for (auto& callback : running_callbacks_) {
     try {

@@ -33,6 +33,8 @@ class Reactor {
 
 std::unique_ptr<Reactor> make_epoll_reactor();
 std::unique_ptr<Reactor> make_poll_reactor();
+// Throws SocketError when io_uring is not built in or the kernel refuses it.
+std::unique_ptr<Reactor> make_uring_reactor();
 std::unique_ptr<Reactor> make_reactor(EventLoop::Backend& backend);
 
 }  // namespace sockserv::aio::detail

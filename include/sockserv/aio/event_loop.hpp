@@ -62,7 +62,9 @@ class TimerHandle {
 
 class EventLoop {
  public:
-  enum class Backend { automatic, epoll, poll };
+  // automatic: epoll, or what SOCKSERV_POLLER says (poll, io_uring). io_uring exists when
+  // liburing was found at build time (else constructing the loop throws).
+  enum class Backend { automatic, epoll, poll, io_uring };
 
   // Throws SocketError when the backend cannot be created.
   explicit EventLoop(Backend backend = Backend::automatic);
@@ -100,7 +102,9 @@ class EventLoop {
   // -------------------------------------------------------------------------------------------
   // Runs until stop(). Throws std::logic_error if this thread already runs a loop.
   void run_forever();
-  // Runs until `task` completes; returns its result or rethrows its exception.
+  // Runs until `task` completes; returns its result or rethrows its exception. Throws
+  // std::logic_error when the loop stops first (the task stays scheduled; if the loop runs again
+  // it goes on, and its result is dropped).
   template <class T>
   T run_until_complete(Task<T> task);
   // Ends run_forever() after the current iteration. Loop thread.
@@ -173,45 +177,43 @@ void spawn(Task<void> task);
 // ---- implementation ----
 
 namespace detail {
+// What run_until_complete() waits for. Shared with the task, so a task left behind when the
+// loop stopped first (or could not run) finds its result a home and does not stop later runs.
 template <class T>
-Task<void> complete_into(Task<T> task, std::optional<T>& value, std::exception_ptr& error,
-                         EventLoop& loop) {
+struct Outcome {
+  std::optional<std::conditional_t<std::is_void_v<T>, bool, T>> value;
+  std::exception_ptr error;
+  bool abandoned = false;
+};
+
+template <class T>
+Task<void> complete_into(Task<T> task, std::shared_ptr<Outcome<T>> outcome, EventLoop& loop) {
   try {
-    value.emplace(co_await std::move(task));
+    if constexpr (std::is_void_v<T>) {
+      co_await std::move(task);
+      outcome->value.emplace(true);
+    } else {
+      outcome->value.emplace(co_await std::move(task));
+    }
   } catch (...) {
-    error = std::current_exception();
+    outcome->error = std::current_exception();
   }
-  loop.stop();
-}
-inline Task<void> complete_void(Task<void> task, std::exception_ptr& error, EventLoop& loop,
-                                bool& finished) {
-  try {
-    co_await std::move(task);
-    finished = true;
-  } catch (...) {
-    error = std::current_exception();
-  }
-  loop.stop();
+  if (!outcome->abandoned) loop.stop();
 }
 }  // namespace detail
 
 template <class T>
 T EventLoop::run_until_complete(Task<T> task) {
-  std::exception_ptr error;
-  if constexpr (std::is_void_v<T>) {
-    bool finished = false;
-    spawn(detail::complete_void(std::move(task), error, *this, finished));
-    run_forever();
-    if (error) std::rethrow_exception(error);
-    if (!finished) throw std::logic_error("run_until_complete: the loop stopped first");
-  } else {
-    std::optional<T> value;
-    spawn(detail::complete_into(std::move(task), value, error, *this));
-    run_forever();
-    if (error) std::rethrow_exception(error);
-    if (!value) throw std::logic_error("run_until_complete: the loop stopped first");
-    return std::move(*value);
-  }
+  auto outcome = std::make_shared<detail::Outcome<T>>();
+  spawn(detail::complete_into(std::move(task), outcome, *this));
+  struct Abandon {
+    detail::Outcome<T>& outcome;
+    ~Abandon() { outcome.abandoned = true; }
+  } abandon{*outcome};
+  run_forever();
+  if (outcome->error) std::rethrow_exception(outcome->error);
+  if (!outcome->value) throw std::logic_error("run_until_complete: the loop stopped first");
+  if constexpr (!std::is_void_v<T>) return std::move(*outcome->value);
 }
 
 }  // namespace sockserv::aio
