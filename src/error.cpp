@@ -71,7 +71,9 @@ void throw_error(std::error_code ec, std::string_view operation, std::string_vie
     what += where;
   }
   if (ec == std::errc::timed_out) throw TimeoutError(ec, what);
-  if (is_connection_lost(ec)) throw ConnectionError(ec, what);
+  // Python's ConnectionRefusedError is a ConnectionError too.
+  if (is_connection_lost(ec) || ec == std::errc::connection_refused)
+    throw ConnectionError(ec, what);
   throw SocketError(ec, what);
 }
 

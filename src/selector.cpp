@@ -48,6 +48,9 @@ const SelectorKey& Selector::register_(int fd, unsigned events, std::any data) {
 }
 
 const SelectorKey& Selector::modify(int fd, unsigned events, std::any data) {
+  if ((events & (EVENT_READ | EVENT_WRITE)) == 0 || (events & ~(EVENT_READ | EVENT_WRITE))) {
+    throw std::invalid_argument("Selector::modify: events must be EVENT_READ and/or EVENT_WRITE");
+  }
   auto& key = keys_.at(fd);
   if (events != key.events) {
     if (const auto ec = poller_->modify(fd, events)) {

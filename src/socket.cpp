@@ -209,6 +209,18 @@ std::size_t Socket::recv_into(std::span<char> buffer, int flags) {
   return n;
 }
 
+std::size_t Socket::recv_into_until(std::span<char> buffer, Clock::time_point until) {
+  std::error_code ec;
+  const auto own = deadline();
+  const bool nonblocking = timeout_ && timeout_->count() == 0;
+  const auto n = io_call(fd_, POLLIN, !nonblocking, std::min(own, until), ec,
+                         // MSG_DONTWAIT: the wait happens in poll(), where the deadline
+                         // applies, even when the descriptor itself is blocking.
+                         [&] { return ::recv(fd_, buffer.data(), buffer.size(), MSG_DONTWAIT); });
+  if (ec) throw_error(ec, describe("recv"));
+  return static_cast<std::size_t>(n);
+}
+
 std::string Socket::recv(std::size_t bufsize, int flags) {
   std::string out(bufsize, '\0');
   out.resize(recv_into(out, flags));

@@ -11,11 +11,8 @@ namespace sockserv {
 std::pair<Socket, Socket> socketpair(int family, int type, int protocol) {
   int fds[2];
   if (::socketpair(family, type | SOCK_CLOEXEC, protocol, fds) != 0) throw_errno("socketpair");
-  // Adopt both at once so neither descriptor can leak if the second adoption failed.
-  std::pair<Socket, Socket> pair;
-  pair.first = Socket::from_fd(fds[0]);
-  pair.second = Socket::from_fd(fds[1]);
-  return pair;
+  // adopt() cannot fail, so neither descriptor can leak.
+  return {Socket::adopt(fds[0], family, type), Socket::adopt(fds[1], family, type)};
 }
 
 Socket create_connection(const Address& address, Timeout timeout) {

@@ -9,24 +9,26 @@ namespace sockserv {
 namespace {
 
 // Makes one buffered read obey the socket's timeout as a whole (as recv_exact and sendall do):
-// while it lives, the socket has a deadline of now + timeout, unless one is already set.
+// while it lives, the file's receives share one deadline, now + timeout. Only the file's own
+// state changes, so a thread writing to the same socket meanwhile is not affected.
 class WholeCallDeadline {
  public:
-  explicit WholeCallDeadline(Socket& sock) : sock_(sock) {
+  WholeCallDeadline(const Socket& sock, std::optional<std::chrono::steady_clock::time_point>& slot)
+      : slot_(slot) {
     const auto timeout = sock.gettimeout();
-    if (timeout && timeout->count() > 0 && !sock.get_deadline()) {
-      sock.set_deadline(std::chrono::steady_clock::now() + *timeout);
+    if (timeout && timeout->count() > 0 && !slot_) {
+      slot_ = std::chrono::steady_clock::now() + *timeout;
       armed_ = true;
     }
   }
   WholeCallDeadline(const WholeCallDeadline&) = delete;
   WholeCallDeadline& operator=(const WholeCallDeadline&) = delete;
   ~WholeCallDeadline() {
-    if (armed_) sock_.set_deadline(std::nullopt);
+    if (armed_) slot_.reset();
   }
 
  private:
-  Socket& sock_;
+  std::optional<std::chrono::steady_clock::time_point>& slot_;
   bool armed_ = false;
 };
 
@@ -49,7 +51,9 @@ SocketFile::~SocketFile() {
 bool SocketFile::fill() {
   if (eof_) return false;
   auto room = in_.prepare(read_chunk_);
-  const auto n = sock_->recv_into(room.first(std::min(room.size(), read_chunk_)));
+  const auto into = room.first(std::min(room.size(), read_chunk_));
+  const auto n =
+      call_deadline_ ? sock_->recv_into_until(into, *call_deadline_) : sock_->recv_into(into);
   if (n == 0) {
     eof_ = true;
     return false;
@@ -60,7 +64,7 @@ bool SocketFile::fill() {
 }
 
 std::string SocketFile::read(std::size_t n) {
-  const WholeCallDeadline deadline(*sock_);
+  const WholeCallDeadline deadline(*sock_, call_deadline_);
   while (in_.size() < n && fill()) {
   }
   const auto take = std::min(n, in_.size());
@@ -84,7 +88,7 @@ std::string SocketFile::read1(std::size_t n) {
 }
 
 std::string SocketFile::read_to_eof(std::size_t limit) {
-  const WholeCallDeadline deadline(*sock_);
+  const WholeCallDeadline deadline(*sock_, call_deadline_);
   while (fill()) {
     if (in_.size() > limit) {
       throw_error(errc::message_too_large, "read_to_eof",
@@ -97,7 +101,7 @@ std::string SocketFile::read_to_eof(std::size_t limit) {
 std::string SocketFile::readline(std::size_t max_len) {
   // Search only the bytes not searched before, so a line arriving one byte at a time costs
   // linear, not quadratic, time; and the whole line must come within the socket's timeout.
-  const WholeCallDeadline deadline(*sock_);
+  const WholeCallDeadline deadline(*sock_, call_deadline_);
   std::size_t searched = 0;
   for (;;) {
     const auto view = in_.view();

@@ -9,8 +9,8 @@
 //   std::system_error
 //    └─ SocketError           any socket failure      (Python: OSError)
 //        ├─ TimeoutError      a settimeout() expired  (Python: TimeoutError / socket.timeout)
-//        └─ ConnectionError   the peer went away: reset, broken pipe, closed mid-message
-//                                                    (Python: ConnectionError and subclasses)
+//        └─ ConnectionError   the peer went away (reset, broken pipe, closed mid-message) or
+//                             refused the connection  (Python: ConnectionError and subclasses)
 //
 // Framing and buffered-reader errors (a line or frame over its limit, a malformed header) are
 // SocketError with a sockserv::errc code, so one catch clause handles "this connection is bad".

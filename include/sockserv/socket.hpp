@@ -108,6 +108,11 @@ class Socket {
   // One recv(2) into `buffer`: the byte count, 0 when the peer has closed. Throws on failure.
   std::size_t recv_into(std::span<char> buffer, int flags = 0);
   std::size_t recv_into(std::span<char> buffer, std::error_code& ec, int flags = 0) noexcept;
+  // One recv(2) that waits at most until `deadline` (or the socket's own timeout/deadline if
+  // earlier), for readers that give a whole call one deadline (SocketFile::readline). Unlike
+  // set_deadline() it changes nothing on the socket, so another thread may write meanwhile.
+  std::size_t recv_into_until(std::span<char> buffer,
+                              std::chrono::steady_clock::time_point deadline);
   // One recv(2) of at most `bufsize` bytes; empty when the peer has closed.
   std::string recv(std::size_t bufsize, int flags = 0);
   // Exactly `n` bytes (the HOWTO's receive loop). Throws ConnectionError(errc::connection_broken)
@@ -141,8 +146,7 @@ class Socket {
   Timeout gettimeout() const noexcept { return timeout_; }
   // An absolute deadline for every blocking call from now on (Go's SetDeadline): a call still
   // waiting at `deadline` throws TimeoutError, whatever the timeout says. nullopt removes it.
-  // SocketFile uses it to make a whole readline() obey the timeout, so a peer that trickles one
-  // byte a second cannot hold a reader forever.
+  // Not to be changed while another thread is in a call on this socket.
   void set_deadline(std::optional<std::chrono::steady_clock::time_point> deadline);
   std::optional<std::chrono::steady_clock::time_point> get_deadline() const noexcept {
     return deadline_;

@@ -28,9 +28,11 @@
 #include <sockserv/buffer.hpp>
 #include <sockserv/socket.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -96,6 +98,8 @@ class SocketFile {
   bool eof_ = false;
   bool closed_ = false;
   std::uint64_t bytes_received_ = 0;
+  // The deadline of the read call in progress (see "Timeouts" above).
+  std::optional<std::chrono::steady_clock::time_point> call_deadline_;
   std::uint64_t bytes_sent_ = 0;
 };
 
