@@ -144,9 +144,12 @@ class ThreadingMixIn : public Base {
     this->run_request(request, client_address);
   }
 
+  // Ends the handler threads first (block_on_close), then closes. Python closes first, but a
+  // datagram handler replies through the server's socket: closed under it, the reply fails, and
+  // in C++ the descriptor number may already belong to another socket.
   void server_close() override {
-    Base::server_close();
     if (block_on_close && !daemon_threads) detail::close_workers(workers_, this->shutdown_grace);
+    Base::server_close();
   }
 
   // Handler threads still running.
@@ -178,9 +181,10 @@ class ThreadPoolMixIn : public Base {
     ready_.notify_one();
   }
 
+  // The workers first: a datagram request is answered through the server's socket.
   void server_close() override {
-    Base::server_close();
     stop_pool(this->shutdown_grace);
+    Base::server_close();
   }
 
  protected:
