@@ -20,5 +20,9 @@ install(FILES ${CMAKE_CURRENT_BINARY_DIR}/sockservConfig.cmake
               ${CMAKE_CURRENT_BINARY_DIR}/sockservConfigVersion.cmake
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/sockserv)
 
+# The .pc file finds the prefix relative to itself (lib/pkgconfig or lib/<multiarch>/pkgconfig).
+file(RELATIVE_PATH SOCKSERV_PC_PREFIX_FROM_PCDIR "${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig"
+     "${CMAKE_INSTALL_PREFIX}")
+string(REGEX REPLACE "/$" "" SOCKSERV_PC_PREFIX_FROM_PCDIR "${SOCKSERV_PC_PREFIX_FROM_PCDIR}")
 configure_file(cmake/sockserv.pc.in ${CMAKE_CURRENT_BINARY_DIR}/sockserv.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/sockserv.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
