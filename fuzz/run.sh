@@ -48,12 +48,15 @@ seed fuzz_readline lines '\x10\x03line one\nline two\n\nlast'
 seed fuzz_readline too-long '\x04\x01toolongline\n'
 seed fuzz_readline empty '\x00\x00'
 
+seed fuzz_proxy_header v1 'PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\nGET /'
+seed fuzz_proxy_header v1-unknown 'PROXY UNKNOWN\r\n'
+seed fuzz_proxy_header v2 '\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c\xc6\x33\x64\x09\xc0\x00\x02\x01\x9c\x40\x01\xbb'
 mkdir -p "$build/artifacts"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 failed=()
 for target in fuzz_fixed_length fuzz_delimiter fuzz_length_prefix fuzz_type_prefix \
-              fuzz_close_terminated fuzz_readline; do
+              fuzz_close_terminated fuzz_readline fuzz_proxy_header; do
   echo "=== $target: ${duration}s"
   if ! "$build/fuzz/$target" "$build/corpus-$target" -max_total_time="$duration" -max_len=4096 \
        -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
