@@ -11,5 +11,7 @@ namespace sockserv::tool {
 void add_send_command(CLI::App& app, int& exit_status);
 // Sets up `sockserv serve`.
 void add_serve_command(CLI::App& app, int& exit_status);
+// Sets up `sockserv bench`, the load generator of docs/BENCHMARKS.md.
+void add_bench_command(CLI::App& app, int& exit_status);
 
 }  // namespace sockserv::tool

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   int exit_status = 0;
   sockserv::tool::add_send_command(app, exit_status);
   sockserv::tool::add_serve_command(app, exit_status);
+  sockserv::tool::add_bench_command(app, exit_status);
   CLI11_PARSE(app, argc, argv);
   return exit_status;
 }

@@ -1,0 +1,540 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Runs sockserv's servers and its peers' echo servers under the same load, on the same machine,
+and prints (or writes into docs/BENCHMARKS.md) one Markdown comparison.
+
+    bench/compare.py [--build-dir build/release] [--repeats 3] [--duration 3] [--write]
+    bench/compare.py --quick                # one repeat of one second per cell: a smoke run
+    bench/run.sh ...                        # bootstrap + build + this script
+
+Nothing is built here: the build directory must hold tools/sockserv and bench/peers/*.
+
+How one cell is measured: the server starts pinned to CPU 0 (taskset) and prints "listening on
+ADDR"; `sockserv bench ADDR ... --server-pid PID --json`, pinned to CPU 1, loads it for a warm-up
+and then --duration seconds and reports messages/s, latency percentiles, the server's CPU time
+per message (from /proc/PID/stat) and its memory; the server is stopped. Every server runs every
+scenario once per repeat (servers interleaved, their order rotated between repeats), each cell is
+the median of its repeats, and ratios to the epoll ceiling are taken within one repeat before the
+median is taken. Cells that make no sense (a server that serves one connection at a time, given
+fifty) are marked n/a with the reason.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import select
+import signal
+import statistics
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CEILING = "epoll (ceiling)"
+BEGIN, END = "<!-- compare:begin -->", "<!-- compare:end -->"
+HELD = 10_000
+
+
+def servers(build, nproc):
+    """(name, command) of every server, each taking the echo role on 127.0.0.1, port 0."""
+    tool = os.path.join(build, "tools", "sockserv")
+    peers = os.path.join(build, "bench", "peers")
+    pysrc = os.path.join(ROOT, "bench", "peers")
+
+    def mode(m, *extra):
+        # --timeout 0: no per-connection timeout, like every peer (the CLI's default of 60 s costs
+        # a timer per operation in async mode and a poll() per blocking read in the others; the
+        # "default" row shows what that costs).
+        return [tool, "serve", "--mode", m, "--timeout", "0", *extra, "--handler", "echo",
+                "--tcp", "127.0.0.1:0"]
+
+    return [
+        ("sockserv sync", mode("sync")),
+        # The default caps (threading 1024 requests, forking 40 children) would make the
+        # 10,000 held and the 50-connection cells wait; raised, as a deployment would.
+        ("sockserv threading", mode("threading", "--max-connections", "16384")),
+        ("sockserv forking", mode("forking", "--max-connections", "64")),
+        ("sockserv async ×1", mode("async", "--threads", "1")),
+        (f"sockserv async ×{nproc}", mode("async", "--threads", str(nproc))),
+        ("sockserv async ×1, --timeout 60", [tool, "serve", "--mode", "async", "--threads", "1",
+                                             "--handler", "echo", "--tcp", "127.0.0.1:0"]),
+        ("Asio (coroutines)", [os.path.join(peers, "asio_echo"), "0"]),
+        ("libuv", [os.path.join(peers, "libuv_echo"), "0"]),
+        ("thread per connection", [os.path.join(peers, "thread_per_conn_echo"), "0"]),
+        ("Python ThreadingTCPServer", [sys.executable, os.path.join(pysrc, "py_threading_echo.py"), "0"]),
+        ("Python asyncio", [sys.executable, os.path.join(pysrc, "py_asyncio_echo.py"), "0"]),
+        (CEILING, [os.path.join(peers, "epoll_echo"), "0"]),
+    ]
+
+
+# (key, title, `sockserv bench` arguments)
+SCENARIOS = [
+    ("pp1", "64 B ping-pong, 50 connections, depth 1", ["-c", "50", "-s", "64", "-p", "1"]),
+    ("pp16", "64 B ping-pong, 50 connections, depth 16", ["-c", "50", "-s", "64", "-p", "16"]),
+    ("lat", "1 connection ping-pong (latency)", ["-c", "1", "-s", "64", "-p", "1"]),
+    ("bulk", "16 KiB bulk stream, both directions, 1 connection",
+     ["--bulk", "-c", "1", "-s", "16384", "-p", "64"]),
+    ("hold", f"{HELD:,} held connections (server memory per connection)",
+     ["--hold", "-c", str(HELD), "-s", "64", "--connect-concurrency", "64"]),
+]
+
+
+def not_applicable(server, scenario):
+    """Why a cell is skipped, or None."""
+    many = scenario in ("pp1", "pp16", "hold")
+    if server == "sockserv sync" and many:
+        return "sync mode serves one connection at a time: the others would wait for it to close"
+    if server == "sockserv forking" and scenario == "hold":
+        return f"a process per connection: {HELD:,} processes"
+    if server == "Python ThreadingTCPServer" and scenario == "hold":
+        return f"{HELD:,} Python threads: left out to bound the run"
+    return None
+
+
+def busy_cpu_seconds():
+    """CPU time the whole machine has spent busy (all CPUs), from /proc/stat."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:9]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError):
+        return 0.0
+
+
+def children_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def wait_quiet(limit):
+    """Waits up to `limit` seconds for the machine to be idle (under a quarter of a core busy)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = busy_cpu_seconds()
+        time.sleep(0.5)
+        if (busy_cpu_seconds() - before) / 0.5 < 0.25:
+            return
+
+
+NICE = 0  # --nice: the priority of the servers and the load generator
+
+
+def raise_nofile():
+    """preexec_fn of the servers and the generator: all descriptors, and --nice."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if NICE:
+        os.nice(NICE)
+
+
+class Server:
+    """One server process, pinned to CPU 0, from start to a stop that always happens."""
+
+    def __init__(self, command, log):
+        self.log = log
+        self.proc = subprocess.Popen(["taskset", "-c", "0", *command], stdout=subprocess.PIPE,
+                                     stderr=log, stdin=subprocess.DEVNULL, preexec_fn=raise_nofile,
+                                     start_new_session=True)
+        self.address = self._wait_listening(10.0)
+
+    def _wait_listening(self, timeout):
+        deadline = time.monotonic() + timeout
+        line = b""
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.1)
+            if ready:
+                chunk = os.read(self.proc.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                line += chunk
+                match = re.search(rb"listening on (\S+)\n", line)
+                if match:
+                    return match.group(1).decode()
+        self.stop()
+        raise RuntimeError(f"server did not say 'listening on' within {timeout} s")
+
+    def exited(self, block=False):
+        """True once the server has exited; it stays a zombie (not reaped) so its id stays ours."""
+        flags = os.WEXITED | os.WNOWAIT | (0 if block else os.WNOHANG)
+        return os.waitid(os.P_PID, self.proc.pid, flags) is not None
+
+    def stop(self):
+        if self.proc.returncode is None:
+            if not self.exited():
+                self.proc.send_signal(signal.SIGTERM)
+                deadline = time.monotonic() + 5
+                while not self.exited() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                if not self.exited():
+                    self.proc.kill()
+                    self.exited(block=True)
+            # Children a forking server left behind are in its session's process group, whose id
+            # is the server's own pid: still ours while the server is an unreaped zombie.
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self.proc.wait()
+        self.proc.stdout.close()
+
+
+def run_cell(args, command, bench_args, logdir, label):
+    """One measurement: a dict from `sockserv bench --json`, or {'error': text}."""
+    tool = os.path.join(args.build_dir, "tools", "sockserv")
+    logpath = os.path.join(logdir, re.sub(r"[^A-Za-z0-9]+", "_", label) + ".log")
+    with open(logpath, "ab") as log:
+        try:
+            server = Server(command, log)
+        except (OSError, RuntimeError) as e:
+            return {"error": f"start: {e}"}
+        try:
+            hold = "--hold" in bench_args
+            timing = (["--hold-seconds", str(args.hold_seconds)] if hold else
+                      ["--duration", str(args.duration), "--warmup", str(args.warmup)])
+            cmd = ["taskset", "-c", "1", tool, "bench", server.address, *bench_args, *timing,
+                   "--server-pid", str(server.proc.pid), "--json", "--quiet"]
+            limit = args.duration + args.warmup + args.hold_seconds + 90
+            # The CPU time other programs took meanwhile: the machine's busy time less ours.
+            before = (busy_cpu_seconds(), process_cpu_seconds(server.proc.pid),
+                      children_cpu_seconds(), time.monotonic())
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=limit,
+                                  preexec_fn=raise_nofile)
+            after = (busy_cpu_seconds(), process_cpu_seconds(server.proc.pid),
+                     children_cpu_seconds(), time.monotonic())
+            d = [a - b for a, b in zip(after, before)]
+            other_cores = max(0.0, d[0] - d[1] - d[2]) / d[3]
+            if server.exited():
+                return {"error": f"the server died during the run (see {logpath})"}
+            if done.returncode != 0:
+                lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+                return {"error": lines[-1]}
+            cell = json.loads(done.stdout.strip().splitlines()[-1])
+            cell["other_cores"] = round(other_cores, 3)
+            return cell
+        except subprocess.TimeoutExpired:
+            return {"error": "the load generator did not finish in time"}
+        finally:
+            server.stop()
+
+
+def measure(args, server_list, logdir):
+    """results[repeat][scenario][server] = dict."""
+    results = []
+    cells = sum(1 for s in server_list for k, _, _ in SCENARIOS if not not_applicable(s[0], k))
+    count, started = 0, time.monotonic()
+    for repeat in range(args.repeats):
+        shift = repeat % len(server_list)
+        order = server_list[shift:] + server_list[:shift]  # interleaved, rotated each repeat
+        per_scenario = {}
+        for key, _, bench_args in SCENARIOS:
+            per_server = per_scenario.setdefault(key, {})
+            for name, command in order:
+                if not_applicable(name, key):
+                    continue
+                count += 1
+                if args.wait_quiet:
+                    wait_quiet(args.wait_quiet)
+                cell = run_cell(args, command, bench_args, logdir, f"{name}-{key}")
+                per_server[name] = cell
+                note = cell.get("error") or summary_of(key, cell)
+                print(f"[{count}/{cells * args.repeats} {time.monotonic() - started:5.0f} s] "
+                      f"repeat {repeat + 1} {key:4} {name:28} {note}", file=sys.stderr, flush=True)
+        results.append(per_scenario)
+    return results
+
+
+def summary_of(key, cell):
+    others = f", others {fmt(cell.get('other_cores'), 2)} cores"
+    if key == "hold":
+        return (f"{fmt(cell.get('server_kib_per_conn'), 2)} KiB/conn, "
+                f"connect {fmt(cell.get('connect_s'), 2)} s" + others)
+    return (f"{fmt(cell.get('msgs_per_s'))} msg/s, server "
+            f"{fmt(cell.get('server_cpu_us_per_msg'), 2)} µs/msg, p99 {fmt(cell.get('p99_us'))} µs"
+            + others)
+
+
+# ---- Aggregation -------------------------------------------------------------------------------
+
+METRICS = {  # scenario kind -> the per-cell numbers kept
+    "load": ["msgs_per_s", "mb_per_s", "server_cpu_us_per_msg", "p50_us", "p99_us", "p999_us",
+             "server_rss_kib", "client_cpu_us_per_msg"],
+    "hold": ["server_kib_per_conn", "server_rss_before_kib", "server_rss_held_kib", "connect_s",
+             "server_cpu_us_per_conn"],
+}
+RATIOS = {"load": [("msgs_per_s", "tput_ratio"), ("server_cpu_us_per_msg", "cpu_ratio"),
+                   ("p99_us", "p99_ratio")],
+          "hold": [("server_kib_per_conn", "mem_ratio")]}
+
+
+def kind(key):
+    return "hold" if key == "hold" else "load"
+
+
+def aggregate(results, names):
+    """table[scenario][server] = medians (and ratios taken per repeat), or {'error'|'na': text}."""
+    table = {}
+    for key, _, _ in SCENARIOS:
+        rows = table.setdefault(key, {})
+        for name in names:
+            reason = not_applicable(name, key)
+            if reason:
+                rows[name] = {"na": reason}
+                continue
+            cells = [r[key].get(name, {"error": "missing"}) for r in results]
+            good = [c for c in cells if "error" not in c]
+            if not good:
+                rows[name] = {"error": cells[0]["error"]}
+                continue
+            row = {m: median([c.get(m) for c in good]) for m in METRICS[kind(key)]}
+            for metric, ratio in RATIOS[kind(key)]:
+                per_repeat = []
+                for r, c in zip(results, cells):
+                    ceiling = r[key].get(CEILING, {})
+                    if "error" not in c and c.get(metric) and ceiling.get(metric):
+                        per_repeat.append(c[metric] / ceiling[metric])
+                row[ratio] = median(per_repeat)
+            row["repeats"] = len(good)
+            rows[name] = row
+    return table
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+# ---- Markdown ----------------------------------------------------------------------------------
+
+def fmt(value, digits=0, suffix=""):
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}{suffix}"
+
+
+def ratio(value):
+    return "–" if value is None else f"{value:.2f}×"
+
+
+def machine_description():
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    versions = []
+    for pkg in ("libasio-dev", "libuv1-dev"):
+        try:
+            v = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", pkg], capture_output=True,
+                               text=True).stdout.strip()
+            if v:
+                versions.append(f"{pkg} {v}")
+        except OSError:
+            pass
+    try:
+        commit = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
+                                capture_output=True, text=True).stdout.strip()
+    except OSError:
+        commit = ""
+    return model, versions, commit
+
+
+def cell_text(row, render):
+    if "na" in row:
+        return "n/a"
+    if "error" in row:
+        return "error"
+    return render(row)
+
+
+def other_load(results):
+    values = sorted(c["other_cores"] for r in results for rows in r.values()
+                    for c in rows.values() if "other_cores" in c)
+    if not values:
+        return "unknown"
+    return (f"median {statistics.median(values):.2f}, max {values[-1]:.2f} of a core "
+            f"over {len(values)} cells")
+
+
+def markdown(args, table, names, started, load_before, load_after, others):
+    model, versions, commit = machine_description()
+    commit = args.label or commit
+    out = [BEGIN, "",
+           "## Echo servers compared (`bench/compare.py`)", "",
+           f"Machine: {os.cpu_count()} × {model}, Linux {platform.release()}, "
+           f"Python {platform.python_version()}; {', '.join(versions) or 'peer versions unknown'}. "
+           f"sockserv {commit or 'unknown commit'}.",
+           f"Run {started:%Y-%m-%d %H:%M} UTC: {args.repeats} repeat(s), {args.duration} s per cell "
+           f"after {args.warmup} s of warm-up ({HELD:,} held for {args.hold_seconds} s), servers "
+           f"interleaved; median of the repeats. Server on CPU 0, `sockserv bench` on CPU 1 "
+           f"(`taskset`){f', both at nice {args.nice}' if args.nice else ''}. Load average "
+           f"before/after: {load_before:.2f} / {load_after:.2f}; CPU "
+           f"taken by other programs during the cells: {others}.",
+           "",
+           "Each ratio is to the hand-written epoll loop (the ceiling), taken within one repeat, "
+           "then the median. Server CPU µs/msg is the CPU time of the server's threads and "
+           "children over the measured window divided by the messages echoed in it; it ranks "
+           "servers even when the two cores saturate together. p99 is the round trip of one "
+           "message. sockserv runs with `--timeout 0` (no peer has timeouts) except in the "
+           "`--timeout 60` row (the CLI's default), threading with `--max-connections 16384` and "
+           "forking with `--max-connections 64` (their defaults, 1024 requests and 40 children, "
+           "would leave connections waiting); the async ×N row runs its N loops on the one "
+           "server CPU.", ""]
+    out += ["### Summary: server CPU per message (µs, and × ceiling; memory: KiB per held "
+            "connection)", ""]
+    short = {"pp1": "64 B ×50 depth 1", "pp16": "64 B ×50 depth 16", "lat": "1 conn latency",
+             "bulk": "16 KiB bulk", "hold": f"{HELD // 1000}k held KiB/conn"}
+    header = "| server | " + " | ".join(short[k] for k, _, _ in SCENARIOS) + " |"
+    out += [header, "|---|" + "---:|" * len(SCENARIOS)]
+    for name in names:
+        cells = []
+        for key, _, _ in SCENARIOS:
+            row = table[key][name]
+            if kind(key) == "hold":
+                cells.append(cell_text(row, lambda r: f"{fmt(r['server_kib_per_conn'], 2)} "
+                                                      f"({ratio(r['mem_ratio'])})"))
+            else:
+                cells.append(cell_text(row, lambda r: f"{fmt(r['server_cpu_us_per_msg'], 2)} "
+                                                      f"({ratio(r['cpu_ratio'])})"))
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    for key, title, bench_args in SCENARIOS:
+        out += ["", f"### {title}", "", f"`sockserv bench ADDR {' '.join(bench_args)}`", ""]
+        if kind(key) == "hold":
+            out += ["| server | KiB/conn | × ceiling | RSS before (MiB) | RSS held (MiB) | "
+                    "connect+echo (s) | server CPU µs/conn |", "|---|---:|---:|---:|---:|---:|---:|"]
+        else:
+            out += ["| server | msgs/s | × ceiling | MB/s | server CPU µs/msg | × ceiling | "
+                    "p50 µs | p99 µs | × ceiling | server RSS (MiB) |",
+                    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        notes = []
+        for name in names:
+            row = table[key][name]
+            if "na" in row or "error" in row:
+                text = row.get("na") or row.get("error")
+                notes.append(f"{name}: {text}")
+                cols = 6 if kind(key) == "hold" else 9
+                out.append(f"| {name} | " + " | ".join(["n/a" if "na" in row else "error"]
+                                                       + [""] * (cols - 1)) + " |")
+                continue
+            if kind(key) == "hold":
+                out.append(f"| {name} | {fmt(row['server_kib_per_conn'], 2)} | "
+                           f"{ratio(row['mem_ratio'])} | "
+                           f"{fmt(kib_to_mib(row['server_rss_before_kib']), 1)} | "
+                           f"{fmt(kib_to_mib(row['server_rss_held_kib']), 1)} | "
+                           f"{fmt(row['connect_s'], 2)} | {fmt(row['server_cpu_us_per_conn'], 1)} |")
+            else:
+                out.append(f"| {name} | {fmt(row['msgs_per_s'])} | {ratio(row['tput_ratio'])} | "
+                           f"{fmt(row['mb_per_s'], 1)} | {fmt(row['server_cpu_us_per_msg'], 2)} | "
+                           f"{ratio(row['cpu_ratio'])} | {fmt(row['p50_us'])} | "
+                           f"{fmt(row['p99_us'])} | {ratio(row['p99_ratio'])} | "
+                           f"{fmt(kib_to_mib(row['server_rss_kib']), 1)} |")
+        if notes:
+            out += [""] + [f"- {n}" for n in notes]
+    out += ["", END]
+    return "\n".join(out) + "\n"
+
+
+def kib_to_mib(kib):
+    return None if kib is None else kib / 1024
+
+
+def write_block(block):
+    path = os.path.join(ROOT, "docs", "BENCHMARKS.md")
+    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        text = head + block.rstrip("\n") + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--build-dir", default=os.path.join(ROOT, "build", "release"))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds measured per cell")
+    parser.add_argument("--warmup", type=float, default=0.5)
+    parser.add_argument("--hold-seconds", type=float, default=1.0)
+    parser.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
+                        help="before each cell, wait up to this long for other programs to leave "
+                        "the CPUs idle")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="run servers and generator at this nice value (e.g. -10, as root, "
+                        "on a machine other work shares)")
+    parser.add_argument("--quick", action="store_true", help="1 repeat of 1 s: a smoke run")
+    parser.add_argument("--only", help="comma-separated server names (substrings) to run; the "
+                        "ceiling always runs")
+    parser.add_argument("--write", action="store_true",
+                        help="also put the table into docs/BENCHMARKS.md between its markers")
+    parser.add_argument("--label", help="what was measured, instead of `git describe` of this tree")
+    parser.add_argument("--raw", help="write every measurement as JSON to this file")
+    parser.add_argument("--from-raw", metavar="FILE",
+                        help="measure nothing: render the tables of an earlier --raw file")
+    args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.duration, args.warmup, args.hold_seconds = 1, 1.0, 0.2, 0.2
+    args.build_dir = os.path.abspath(args.build_dir)
+    global NICE
+    NICE = args.nice
+    tool = os.path.join(args.build_dir, "tools", "sockserv")
+    if not args.from_raw and not os.access(tool, os.X_OK):
+        sys.exit(f"compare.py: {tool} not found: build first (bench/run.sh does)")
+    if (os.cpu_count() or 1) < 2:
+        sys.exit("compare.py: needs two CPUs (server on CPU 0, load generator on CPU 1)")
+    server_list = []
+    for name, command in servers(args.build_dir, os.cpu_count()):
+        if not (os.access(command[0], os.X_OK)):
+            print(f"compare.py: skipping {name}: {command[0]} not built", file=sys.stderr)
+            continue
+        if args.only and name != CEILING and not any(
+                s.strip().lower() in name.lower() for s in args.only.split(",")):
+            continue
+        server_list.append((name, command))
+    names = [n for n, _ in server_list]
+    if args.from_raw:
+        with open(args.from_raw) as f:
+            raw = json.load(f)
+        names, results, meta = raw["servers"], raw["results"], raw["meta"]
+        for key in ("repeats", "duration", "warmup", "hold_seconds", "nice"):
+            setattr(args, key, meta[key])
+        args.label = args.label or meta.get("label")
+    else:
+        meta = {"started": datetime.datetime.utcnow().isoformat(), "load_before": os.getloadavg()[0],
+                "repeats": args.repeats, "duration": args.duration, "warmup": args.warmup,
+                "hold_seconds": args.hold_seconds, "nice": args.nice, "label": args.label}
+        logdir = os.path.join(args.build_dir, "compare-logs")  # the servers' stderr, per cell
+        shutil.rmtree(logdir, ignore_errors=True)
+        os.makedirs(logdir)
+        results = measure(args, server_list, logdir)
+        meta["load_after"] = os.getloadavg()[0]
+        if args.raw:
+            with open(args.raw, "w") as f:
+                json.dump({"servers": names, "results": results, "meta": meta}, f, indent=1)
+    started = datetime.datetime.fromisoformat(meta["started"])
+    block = markdown(args, aggregate(results, names), names, started, meta["load_before"],
+                     meta["load_after"], other_load(results))
+    sys.stdout.write(block)
+    if args.write:
+        print(f"compare.py: wrote {write_block(block)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
