@@ -3,13 +3,15 @@
 # Installs the Debian packages a sockserv task needs, and only those that are missing, so the
 # README's commands work on a fresh Debian 12 machine.
 #   scripts/bootstrap.sh build   compiler, CMake, Ninja, CLI11 (enough to run the server)
-#   scripts/bootstrap.sh test    + GoogleTest, Python 3, nc, socat (the test suite)
+#   scripts/bootstrap.sh test    + GoogleTest, Python 3, nc, socat, nginx with its stream module,
+#                                iproute2 (the test suite; nginx_proxy_test, network namespaces)
 #   scripts/bootstrap.sh ci      + clang and its libFuzzer runtime, clang-format, pkg-config
 #   scripts/bootstrap.sh bench   + Google Benchmark, Asio, libuv (benchmark peers)
 set -euo pipefail
 
 build=(cmake ninja-build g++ libcli11-dev)
-test=("${build[@]}" libgtest-dev libgmock-dev python3 netcat-openbsd socat procps)
+test=("${build[@]}" libgtest-dev libgmock-dev python3 netcat-openbsd socat procps nginx
+      libnginx-mod-stream iproute2 liburing-dev)
 ci=("${test[@]}" clang libclang-rt-14-dev clang-format pkg-config libbenchmark-dev)
 bench=("${test[@]}" libbenchmark-dev libasio-dev libuv1-dev)
 
@@ -36,5 +38,14 @@ if [ "$(id -u)" -ne 0 ]; then
   sudo=sudo
 fi
 export DEBIAN_FRONTEND=noninteractive
+# The tests start their own nginx on loopback ports: the distribution's service must not start
+# (and take port 80) when the package is installed. A policy-rc.d that exits 101 tells the
+# packages' maintainer scripts not to start services; one that already exists is left alone.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+  $sudo chmod 755 "$policy"
+  trap '$sudo rm -f "$policy"' EXIT
+fi
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -162,7 +162,8 @@ ProxyHeader read_proxy_header(Socket& sock, std::size_t max_size) {
   // Peek at what has arrived; while the header is incomplete, wait (poll honours SO_RCVLOWAT)
   // for more than we have instead of spinning on bytes that are already there. Then take exactly
   // the header, so the handler's first read starts at its first byte. The whole header must come
-  // within the socket's timeout.
+  // within the socket's timeout. A peer that shut down after part of a header keeps the socket
+  // readable with nothing new to peek: POLLRDHUP says so (without it the loop would spin).
   using Clock = std::chrono::steady_clock;
   auto until = Clock::time_point::max();
   if (const auto t = sock.gettimeout(); t && t->count() > 0) until = Clock::now() + *t;
@@ -170,7 +171,8 @@ ProxyHeader read_proxy_header(Socket& sock, std::size_t max_size) {
   std::string peeked(max_size, '\0');
   for (std::size_t have = 0;;) {
     std::error_code ec;
-    if (sys::poll_one(sock.fileno(), POLLIN, until, ec) == 0) {
+    const short revents = sys::poll_one(sock.fileno(), POLLIN | POLLRDHUP, until, ec);
+    if (revents == 0) {
       throw_error(ec ? ec : std::make_error_code(std::errc::timed_out), "PROXY header");
     }
     const auto n = sys::retry_eintr(
@@ -186,6 +188,7 @@ ProxyHeader read_proxy_header(Socket& sock, std::size_t max_size) {
       sock.recv_exact(parsed->size);
       return std::move(parsed->header);
     }
+    if (revents & (POLLRDHUP | POLLHUP)) malformed("connection closed before the header ended");
     if (got >= max_size) malformed("header longer than the limit");
     have = got;
     sock.setsockopt(SOL_SOCKET, SO_RCVLOWAT, static_cast<int>(have + 1));

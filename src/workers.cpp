@@ -140,6 +140,15 @@ pid_t fork_request() {
   std::fflush(nullptr);
   const pid_t pid = ::fork();
   if (pid < 0) throw_errno("fork");
+  if (pid == 0) {
+    // close_children() ends the children left after the grace with SIGTERM, so a child must be
+    // able to receive it even when the parent blocks it (`sockserv serve` does, to read it from
+    // a signalfd); the mask is inherited through fork().
+    sigset_t term;
+    ::sigemptyset(&term);
+    ::sigaddset(&term, SIGTERM);
+    ::pthread_sigmask(SIG_UNBLOCK, &term, nullptr);
+  }
   return pid;
 }
 

@@ -6,7 +6,8 @@ int main(int argc, char** argv) {
   CLI::App app{
       "sockserv: network servers after Python's socketserver.\n"
       "  sockserv serve   run a server (upper-case echo on localhost:9999 by default)\n"
-      "  sockserv send    send one message to a server and print the reply"};
+      "  sockserv send    send one message to a server and print the reply\n"
+      "  sockserv bench   measure a server: throughput, latency, its CPU and memory"};
   app.require_subcommand(1);
   int exit_status = 0;
   sockserv::tool::add_send_command(app, exit_status);

@@ -88,7 +88,9 @@ int run_serve(const ServeOptions& options) {
   if (event > 0) {
     log(LogLevel::info, std::string("sockserv serve: ") + ::strsignal(event) +
                             ", shutting down (grace " + std::to_string(options.grace) + " s)");
-    server.shutdown();
+    // shutdown() may wait for the request in flight (sync) or the whole drain (async): it runs
+    // on its own thread, so this one stays free to act on a second signal at once.
+    Thread stopping([&server] { server.shutdown(); });
     while ((event = wait_for_event(signal_fd, done_pipe[0], -1)) < 0) {
     }
     if (event > 0) {

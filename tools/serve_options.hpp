@@ -34,8 +34,12 @@ struct ServeOptions {
 struct ServerControl {
   std::shared_ptr<void> owner;
   Address address;
-  std::function<void()> serve;     // serve_forever() then server_close() (drain, join, reap)
-  std::function<void()> shutdown;  // thread-safe
+  // serve_forever(), then the listener stops listening, then server_close() (drain, join, reap).
+  std::function<void()> serve;
+  // Thread-safe. Returns when serving has stopped: at once for the threading, pool and forking
+  // servers; after the request in flight (sync) or the drain (async). An async server's listener
+  // stops listening at once.
+  std::function<void()> shutdown;
   std::function<std::string()> stats;
 };
 

@@ -9,9 +9,12 @@
 #include <sockserv/mixins.hpp>
 #include <sockserv/server.hpp>
 
+#include <sys/socket.h>
+
 #include <chrono>
 #include <optional>
 #include <stdexcept>
+#include <type_traits>
 
 namespace sockserv::tool {
 namespace {
@@ -20,15 +23,31 @@ std::chrono::nanoseconds seconds(double s) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(s));
 }
 
+// The drain starts by refusing new connections: shutdown(SHUT_RD) on a stream listener takes it
+// out of the kernel's listening table, so a connect gets ECONNREFUSED (or, with SO_REUSEPORT,
+// goes to another process) instead of waiting in a backlog nobody accepts from any more. The
+// descriptor stays open, so no loop that still watches it can meet a reused number. A datagram
+// socket stays as it is: the replies of the requests in flight go out through it.
+template <class Server>
+void stop_listening(Server& s) {
+  if (s.socket && s.socket.type() == SOCK_STREAM) ::shutdown(s.socket.fileno(), SHUT_RD);
+}
+
 template <class Server>
 ServerControl control_of(std::shared_ptr<Server> server) {
   ServerControl c;
   c.address = server->server_address;
   c.serve = [s = server.get()] {
     s->serve_forever();
+    stop_listening(*s);  // socketserver servers: serve_forever() has returned, nobody accepts
     s->server_close();
   };
-  c.shutdown = [s = server.get()] { s->shutdown(); };
+  c.shutdown = [s = server.get()] {
+    // The event-loop server's serve_forever() returns only after the drain: stop listening
+    // first (its accept loops end at EINVAL).
+    if constexpr (std::is_base_of_v<aio::AsyncServerBase, Server>) stop_listening(*s);
+    s->shutdown();
+  };
   c.stats = [s = server.get()] { return s->stats.snapshot().to_string(); };
   c.owner = std::move(server);
   return c;

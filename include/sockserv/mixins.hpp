@@ -201,25 +201,39 @@ class ThreadPoolMixIn : public Base {
   void work() {
     for (;;) {
       std::pair<Request, Address> job;
+      int fd = -1;  // the running request's connection, for stop_pool() to cut after the grace
       {
         std::unique_lock lock(mutex_);
         ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
         if (queue_.empty()) return;  // stopping, and nothing left to do
         job = std::move(queue_.front());
         queue_.pop_front();
+        if (!job.first.is_datagram()) running_.insert(fd = job.first.socket().fileno());
       }
       this->notify_capacity();
       this->run_request(job.first, job.second);
+      std::lock_guard lock(mutex_);
+      if (const auto it = running_.find(fd); it != running_.end()) running_.erase(it);
     }
   }
-  // Lets the workers finish the queue (up to `grace`), then cuts what is left.
+  // Lets the workers finish the queue (up to `grace`); then the requests not started are closed
+  // and the running ones' connections shut down, so blocked handlers return, and all are joined.
   void stop_pool(Timeout grace) {
     {
       std::lock_guard lock(mutex_);
       stopping_ = true;
     }
     ready_.notify_all();
-    detail::close_workers(workers_, grace);
+    if (!workers_.join_all(grace)) {
+      std::deque<std::pair<Request, Address>> not_started;
+      {
+        std::lock_guard lock(mutex_);
+        not_started.swap(queue_);
+        for (const int fd : running_) ::shutdown(fd, SHUT_RDWR);
+      }
+      for (auto& job : not_started) this->shutdown_request(job.first);
+      workers_.join_all();
+    }
     std::lock_guard lock(mutex_);
     for (auto& job : queue_) this->shutdown_request(job.first);
     queue_.clear();
@@ -228,6 +242,9 @@ class ThreadPoolMixIn : public Base {
   std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<std::pair<Request, Address>> queue_;
+  // Descriptors of the requests running now; a multiset, as a number closed by one worker may
+  // already be another worker's new connection before the first has forgotten it.
+  std::multiset<int> running_;
   bool started_ = false;
   bool stopping_ = false;
   detail::WorkerSet workers_;

@@ -7,19 +7,45 @@
 
 #include <sys/socket.h>
 
-#include <array>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 namespace sockserv::aio {
 namespace detail {
 namespace {
 
 // recv() target for recv(): one per thread, so a connection owns no receive buffer while idle.
-thread_local std::array<char, 65536> scratch;
+// Allocated on first use: as a thread_local array it would be 64 KiB of static TLS that glibc
+// zero-fills in every thread of the program, event loop or not.
+constexpr std::size_t scratch_size = 65536;
+char* scratch() {
+  thread_local std::unique_ptr<char[]> buffer;
+  if (!buffer) buffer = std::make_unique_for_overwrite<char[]>(scratch_size);
+  return buffer.get();
+}
 
 ssize_t recv_some(int fd, void* into, std::size_t n) noexcept {
   return sys::retry_eintr([&] { return ::recv(fd, into, n, 0); });
+}
+
+// One recv() into the thread's scratch buffer, with the bookkeeping every string-returning
+// receive shares. Returns the byte count, or -1 with errno (EAGAIN included).
+ssize_t recv_to_scratch(ConnectionState& c, std::size_t max) noexcept {
+  if (!c.io.maybe_readable && !c.io.read_closed) {
+    errno = EAGAIN;
+    return -1;
+  }
+  const auto want = std::min(max, scratch_size);
+  const auto n = recv_some(c.sock.fileno(), scratch(), want);
+  if (n >= 0) {
+    c.bytes_in += static_cast<std::size_t>(n);
+    if (n == 0) c.eof = true;
+    if (n > 0 && static_cast<std::size_t>(n) < want) c.io.maybe_readable = false;
+  } else if (sys::would_block(errno)) {
+    c.io.maybe_readable = false;
+  }
+  return n;
 }
 
 }  // namespace
@@ -62,14 +88,20 @@ bool RecvOperation::attempt(IoWaiter& self) {
     in.release();
     return true;
   }
+  auto& io = op.conn_->io;
+  if (!io.maybe_readable && !io.read_closed) return false;  // nothing since a short read
   const auto n = recv_some(op.conn_->sock.fileno(), op.into_.data(), op.into_.size());
   if (n >= 0) {
     op.received_ = static_cast<std::size_t>(n);
     op.conn_->bytes_in += op.received_;
     if (n == 0) op.conn_->eof = true;
+    if (n > 0 && op.received_ < op.into_.size()) io.maybe_readable = false;
     return true;
   }
-  if (sys::would_block(errno)) return false;
+  if (sys::would_block(errno)) {
+    io.maybe_readable = false;
+    return false;
+  }
   op.sys_error_ = errno;
   return true;
 }
@@ -89,12 +121,35 @@ bool RecvStringOperation::attempt(IoWaiter& self) {
     in.release();
     return true;
   }
-  const auto n =
-      recv_some(op.conn_->sock.fileno(), scratch.data(), std::min(op.max_, scratch.size()));
+  const auto n = recv_to_scratch(*op.conn_, op.max_);
   if (n >= 0) {
-    op.data_.assign(scratch.data(), static_cast<std::size_t>(n));
-    op.conn_->bytes_in += static_cast<std::size_t>(n);
-    if (n == 0) op.conn_->eof = true;
+    op.data_.assign(scratch(), static_cast<std::size_t>(n));
+    return true;
+  }
+  if (sys::would_block(errno)) return false;
+  op.sys_error_ = errno;
+  return true;
+}
+
+RecvToStringOperation::RecvToStringOperation(ConnectionState& c, std::string& into,
+                                             std::size_t max) noexcept
+    : IoOperation(c, true), into_(&into), max_(max) {
+  perform = &RecvToStringOperation::attempt;
+}
+
+bool RecvToStringOperation::attempt(IoWaiter& self) {
+  auto& op = static_cast<RecvToStringOperation&>(self);
+  auto& in = op.conn_->in;
+  if (!in.empty()) {
+    const auto take = std::min(in.size(), op.max_);
+    op.into_->assign(in.data(), take);
+    in.consume(take);
+    in.release();
+    return true;
+  }
+  const auto n = recv_to_scratch(*op.conn_, op.max_);
+  if (n >= 0) {
+    op.into_->assign(scratch(), static_cast<std::size_t>(n));
     return true;
   }
   if (sys::would_block(errno)) return false;
@@ -148,8 +203,18 @@ Connection& Connection::operator=(Connection&& other) noexcept {
 
 Connection::~Connection() { close(); }
 
+void Connection::set_owner(CancelState* owner) noexcept {
+  auto& io = state_->io;
+  if (io.owner && io.owner->hangup_watch == &io) io.owner->hangup_watch = nullptr;
+  if (owner && owner->hangup_watch) owner->hangup_watch->owner = nullptr;  // one each
+  io.owner = owner;
+  if (owner) owner->hangup_watch = &io;
+}
+
 void Connection::close() noexcept {
-  if (!state_ || !state_->sock) return;
+  if (!state_) return;
+  set_owner(nullptr);  // the owner may outlive this connection's state
+  if (!state_->sock) return;
   if (state_->stats) {
     ServerStats::add(state_->stats->bytes_in, state_->bytes_in);
     ServerStats::add(state_->stats->bytes_out, state_->bytes_out);
@@ -167,6 +232,10 @@ Address Connection::peer_address() const {
 void Connection::shutdown(int how) { state_->sock.shutdown(how); }
 
 detail::RecvStringOperation Connection::recv(std::size_t max) { return {*state_, max}; }
+
+detail::RecvToStringOperation Connection::recv(std::string& into, std::size_t max) {
+  return {*state_, into, max};
+}
 
 detail::RecvOperation Connection::recv_into(std::span<char> buffer) {
   return {*state_, buffer, true};
@@ -273,6 +342,8 @@ Task<void> Connection::write_frame(const Codec& codec, std::string_view message)
 
 Task<ProxyHeader> read_proxy_header(Connection& conn) {
   auto& in = conn.read_buffer();
+  // The whole header within one timeout, as the other buffered reads: a balancer never trickles.
+  const Connection::CallDeadline deadline(*conn.state_);
   for (;;) {
     if (auto parsed = parse_proxy_header(in.view())) {
       in.consume(parsed->size);

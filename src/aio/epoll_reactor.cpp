@@ -41,6 +41,7 @@ class EpollReactor final : public Reactor {
       const auto& ev = events_[static_cast<std::size_t>(i)];
       unsigned ready = 0;
       if (ev.events & (EPOLLIN | EPOLLRDHUP)) ready |= io_read;
+      if (ev.events & EPOLLRDHUP) ready |= io_peer_closed;
       if (ev.events & EPOLLOUT) ready |= io_write;
       if (ev.events & (EPOLLHUP | EPOLLERR)) ready |= io_hangup | io_read | io_write;
       out.push_back({static_cast<IoState*>(ev.data.ptr), ready});

@@ -135,6 +135,10 @@ EventLoop::~EventLoop() {
   ::close(wakeup_fd_);
 }
 
+CancelState::~CancelState() {
+  if (hangup_watch && hangup_watch->owner == this) hangup_watch->owner = nullptr;
+}
+
 EventLoop* EventLoop::current() noexcept { return current_loop; }
 
 bool EventLoop::in_loop_thread() const noexcept {
@@ -171,10 +175,11 @@ void TimerHandle::cancel() noexcept {
 bool TimerHandle::active() const noexcept { return entry_ && entry_->armed(); }
 
 void EventLoop::call_soon_threadsafe(std::function<void()> callback) {
-  {
-    std::lock_guard lock(threadsafe_mutex_);
-    threadsafe_queue_.push_back(std::move(callback));
-  }
+  // The wake-up is written while the lock is held: the loop takes the callback under the same
+  // lock, so once it can run (and, say, resume a to_thread() caller whose task ends and whose
+  // loop is destroyed) this thread no longer touches the loop or its eventfd.
+  std::lock_guard lock(threadsafe_mutex_);
+  threadsafe_queue_.push_back(std::move(callback));
   // One eventfd write per batch: later callers see the wake-up already pending.
   if (!wake_pending_.exchange(true)) {
     const std::uint64_t one = 1;
@@ -360,6 +365,10 @@ void EventLoop::dispatch(IoState& state, unsigned events) {
   }
   const bool had_waiter = state.reader || state.writer;
   if (events & detail::io_hangup) state.hung_up = true;
+  if (events & detail::io_read) state.maybe_readable = true;
+  // After the peer's FIN there are no more edges: reads must never be skipped again (the next
+  // one returns EOF).
+  if (events & (detail::io_peer_closed | detail::io_hangup)) state.read_closed = true;
   // Each ready waiter performs its operation now; only a complete one is resumed.
   auto complete = [](IoWaiter* w) { return w->perform == nullptr || w->perform(*w); };
   if ((events & detail::io_read) && state.reader && complete(state.reader)) {

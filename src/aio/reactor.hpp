@@ -14,7 +14,8 @@ namespace sockserv::aio::detail {
 
 inline constexpr unsigned io_read = 1;
 inline constexpr unsigned io_write = 2;
-inline constexpr unsigned io_hangup = 4;  // HUP or ERR: the connection is gone
+inline constexpr unsigned io_hangup = 4;       // HUP or ERR: the connection is gone
+inline constexpr unsigned io_peer_closed = 8;  // RDHUP: the peer will send nothing more (EOF)
 
 class Reactor {
  public:

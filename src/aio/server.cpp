@@ -241,6 +241,7 @@ void AsyncServerBase::start_task(Worker& w, Task<void> task) {
   auto it = w.records.emplace(w.records.end());
   it->self = it;
   ++active_;
+  ServerStats::add(stats.active);
   w.loop->spawn(run_task(w, &*it, std::move(task)), &it->cancel);
 }
 
@@ -253,6 +254,7 @@ Task<void> AsyncServerBase::run_task(Worker& w, void* record, Task<void> task) {
   auto* r = static_cast<Worker::Record*>(record);
   w.records.erase(r->self);
   --active_;
+  stats.active.fetch_sub(1, std::memory_order_relaxed);
   if (w.shutting_down && w.records.empty()) {
     w.grace_timer.cancel();
     if (!w.receiving) w.loop->stop();
@@ -298,6 +300,9 @@ Task<void> AsyncTCPServer::receive_loop(Worker& w) {
         const int error = errno;
         if (sys::would_block(error)) break;
         if (error == ECONNABORTED || error == EINTR || error == EPROTO || error == EPERM) continue;
+        // EINVAL: the socket does not listen any more (shutdown(SHUT_RD), as `sockserv serve`
+        // does when it starts draining): nothing will ever be accepted, end quietly.
+        if (error == EINVAL) co_return;
         ServerStats::add(stats.accept_errors);
         backoff =
             std::clamp(backoff * 2, std::chrono::milliseconds(5), std::chrono::milliseconds(1000));

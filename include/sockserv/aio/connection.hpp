@@ -138,6 +138,22 @@ class RecvStringOperation : public IoOperation {
   std::string data_;
 };
 
+// recv() into a caller's string, reusing its capacity: no allocation per message once the string
+// has grown to the messages' size.
+class RecvToStringOperation : public IoOperation {
+ public:
+  RecvToStringOperation(ConnectionState& c, std::string& into, std::size_t max) noexcept;
+  std::size_t await_resume() {
+    check("recv");
+    return into_->size();
+  }
+
+ private:
+  static bool attempt(IoWaiter& self);
+  std::string* into_;
+  std::size_t max_;
+};
+
 class SendOperation : public IoOperation {
  public:
   SendOperation(ConnectionState& c, std::string_view data) noexcept;
@@ -176,6 +192,9 @@ class Connection {
   // ------------------------------------------------------------------------------------- At most
   // `max` bytes: what is buffered, else what one recv() brings; "" when the peer closed.
   detail::RecvStringOperation recv(std::size_t max = 65536);
+  // The same into `into` (replacing its contents, reusing its capacity); returns the byte count,
+  // 0 when the peer closed. The fast form for loops: for (std::string s; co_await recv(s) > 0;)
+  detail::RecvToStringOperation recv(std::string& into, std::size_t max = 65536);
   // One recv() into `buffer` (zero copies): the byte count, 0 when the peer closed.
   detail::RecvOperation recv_into(std::span<char> buffer);
   // Exactly n bytes; ConnectionError(errc::connection_broken) if the peer closes first.
@@ -201,7 +220,8 @@ class Connection {
   void close() noexcept;
 
   // For the servers: the task to cancel when the peer hangs up while nobody waits on I/O.
-  void set_owner(CancelState* owner) noexcept { state_->io.owner = owner; }
+  // One owner per connection and one connection per owner; either may end first.
+  void set_owner(CancelState* owner) noexcept;
   // The server's counters, credited with this connection's byte counts when it closes.
   void set_stats(ServerStats* stats) noexcept { state_->stats = stats; }
   std::uint64_t bytes_received() const noexcept { return state_->bytes_in; }
@@ -214,6 +234,7 @@ class Connection {
 
  private:
   friend Task<Connection> open_connection(Address address, Timeout timeout);
+  friend Task<ProxyHeader> read_proxy_header(Connection& conn);
   // Gives the current buffered read one deadline for all its receives (see call_deadline).
   struct CallDeadline;
 
@@ -224,7 +245,8 @@ class Connection {
 Task<Connection> open_connection(Address address, Timeout timeout = std::nullopt);
 
 // Reads a PROXY protocol v1/v2 header at the start of `conn` (proxy_protocol.hpp); bytes after
-// it stay in the connection's buffer for the handler. Throws SocketError(errc::malformed_frame).
+// it stay in the connection's buffer for the handler. The whole header must arrive within the
+// connection's timeout (TimeoutError). Throws SocketError(errc::malformed_frame).
 Task<ProxyHeader> read_proxy_header(Connection& conn);
 
 }  // namespace sockserv::aio

@@ -44,7 +44,7 @@ class ToThreadOperation {
       } catch (...) {
         error_ = std::current_exception();
       }
-      loop->call_soon_threadsafe([h] { h.resume(); });
+      loop->call_soon_threadsafe([h] { detail::resume_flat(h); });
     });
   }
   R await_resume() {

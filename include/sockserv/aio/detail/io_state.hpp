@@ -54,7 +54,12 @@ struct IoState {
   bool edge_triggered = false;  // registered once for both directions (connections, listeners)
   bool hung_up = false;         // the kernel reported HUP/ERR
   bool exclusive = false;       // a listener shared by several loops: wake only one (epoll)
-  unsigned interest = 0;        // level-triggered: the events currently registered
+  // False after a read came back short or with EAGAIN: the kernel had nothing more, and the next
+  // read event (an edge, with epoll) sets it again. A read while it is false would only fail
+  // with EAGAIN, so it is skipped - one syscall less per message in a ping-pong.
+  bool maybe_readable = true;
+  bool read_closed = false;  // the peer's FIN (or an error) was seen: never skip a read again
+  unsigned interest = 0;     // level-triggered: the events currently registered
   IoWaiter* reader = nullptr;
   IoWaiter* writer = nullptr;
   CancelState* owner = nullptr;  // cancelled when the peer hangs up while nobody waits on I/O

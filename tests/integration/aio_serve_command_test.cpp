@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: MIT
+// `sockserv serve --mode async` as a real process: each built-in handler (upper, echo, discard,
+// daytime) over TCP with two event loops, the upper handler over a Unix stream socket and over
+// UDP, with our Socket and with a Python client as peers; SIGTERM ends it with exit status 0.
+#include <sockserv/address.hpp>
+#include <sockserv/error.hpp>
+#include <sockserv/socket.hpp>
+
+#include "support/test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+#ifndef SOCKSERV_EXE
+#error "SOCKSERV_EXE must name the sockserv program"
+#endif
+
+namespace sockserv {
+namespace {
+
+using namespace std::chrono_literals;
+
+// `sockserv serve --mode async ARGS...`, started and waited for: it prints "listening on ADDRESS"
+// on stdout once it serves. The destructor sends SIGTERM and expects exit status 0.
+class AsyncServe {
+ public:
+  explicit AsyncServe(std::vector<std::string> args) : process_(command(std::move(args))) {
+    const auto line = process_.read_line(20s);
+    if (line && line->starts_with("listening on ")) {
+      address_ = Address::parse(line->substr(13));
+    } else {
+      ADD_FAILURE() << "no 'listening on' line; stderr: " << process_.err();
+    }
+  }
+  ~AsyncServe() { stop(); }
+  AsyncServe(const AsyncServe&) = delete;
+  AsyncServe& operator=(const AsyncServe&) = delete;
+
+  const Address& address() const { return *address_; }
+  bool started() const { return address_.has_value(); }
+  // SIGTERM, then the exit status (nullopt: it had to be killed).
+  std::optional<int> stop() {
+    if (stopped_) return status_;
+    stopped_ = true;
+    process_.kill(SIGTERM);
+    process_.read_to_eof(10s);
+    status_ = process_.wait(10s);
+    return status_;
+  }
+  const std::string& err() const { return process_.err(); }
+
+ private:
+  static std::vector<std::string> command(std::vector<std::string> args) {
+    // A short grace: connections still open at SIGTERM are not kept for the default 10 s.
+    std::vector<std::string> argv{SOCKSERV_EXE, "serve", "--mode",  "async",
+                                  "--threads",  "2",     "--grace", "0.5"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+  }
+
+  test::Process process_;
+  std::optional<Address> address_;
+  bool stopped_ = false;
+  std::optional<int> status_;
+};
+
+Socket connect_to(const Address& address) {
+  Socket sock(address.family(), SOCK_STREAM);
+  sock.settimeout(10s);
+  sock.connect(address);
+  return sock;
+}
+
+std::string recv_to_eof(Socket& sock) {
+  std::string all;
+  for (std::string s; !(s = sock.recv(4096)).empty();) all += s;
+  return all;
+}
+
+TEST(AsyncServeCommandTest, UpperHandlerOverTcpAnswersEachLineThenExitsCleanlyOnSigterm) {
+  AsyncServe serve({"--tcp", "127.0.0.1:0", "--handler", "upper"});
+  ASSERT_TRUE(serve.started());
+  auto sock = connect_to(serve.address());
+  sock.sendall("hello world\nsecond line\n");
+  EXPECT_EQ(sock.recv_exact(24), "HELLO WORLD\nSECOND LINE\n");
+  sock.shutdown(SHUT_WR);
+  EXPECT_EQ(recv_to_eof(sock), "");
+  EXPECT_EQ(serve.stop(), 0) << serve.err();
+}
+
+TEST(AsyncServeCommandTest, EchoHandlerReturnsEveryByte) {
+  AsyncServe serve({"--tcp", "127.0.0.1:0", "--handler", "echo"});
+  ASSERT_TRUE(serve.started());
+  std::string data;
+  for (int i = 0; i < 20000; ++i) data += static_cast<char>(i % 256);
+  auto sock = connect_to(serve.address());
+  sock.sendall(data);
+  sock.shutdown(SHUT_WR);
+  EXPECT_EQ(recv_to_eof(sock), data);
+  EXPECT_EQ(serve.stop(), 0) << serve.err();
+}
+
+TEST(AsyncServeCommandTest, DiscardHandlerReadsEverythingAndAnswersNothing) {
+  AsyncServe serve({"--tcp", "127.0.0.1:0", "--handler", "discard"});
+  ASSERT_TRUE(serve.started());
+  auto sock = connect_to(serve.address());
+  sock.settimeout(3s);
+  sock.sendall(std::string(100000, 'x'));
+  sock.shutdown(SHUT_WR);
+  EXPECT_EQ(recv_to_eof(sock), "");
+  EXPECT_EQ(serve.stop(), 0) << serve.err();
+}
+
+TEST(AsyncServeCommandTest, DaytimeHandlerSendsTheDateAndCloses) {
+  AsyncServe serve({"--tcp", "127.0.0.1:0", "--handler", "daytime"});
+  ASSERT_TRUE(serve.started());
+  auto sock = connect_to(serve.address());
+  const std::string text = recv_to_eof(sock);
+  // "Weekday, Month DD, YYYY HH:MM:SS-UTC\r\n" (RFC 867 leaves the format open).
+  EXPECT_TRUE(std::regex_match(
+      text, std::regex(R"([A-Za-z]+, [A-Za-z]+ \d\d, \d{4} \d\d:\d\d:\d\d.*\r\n)")))
+      << text;
+  EXPECT_EQ(serve.stop(), 0) << serve.err();
+}
+
+TEST(AsyncServeCommandTest, UpperHandlerWithAPythonClient) {
+  if (!test::have_program(test::python3())) GTEST_SKIP() << "no python3";
+  AsyncServe serve({"--tcp", "127.0.0.1:0", "--handler", "upper"});
+  ASSERT_TRUE(serve.started());
+  const std::string script =
+      "import socket, sys\n"
+      "s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=10)\n"
+      "s.sendall(b'from python\\n')\n"
+      "f = s.makefile('rb')\n"
+      "sys.stdout.write(f.readline().decode())\n";
+  const auto result = test::run_command(
+      {test::python3(), "-c", script, std::to_string(serve.address().port())}, {}, 20s);
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.out, "FROM PYTHON\n");
+  EXPECT_EQ(serve.stop(), 0) << serve.err();
+}
+
+TEST(AsyncServeCommandTest, UpperHandlerOverAUnixStreamSocketRemovesItsFileOnExit) {
+  test::TempDir dir;
+  const std::string path = dir.path("serve.sock");
+  AsyncServe serve({"--unix", path, "--handler", "upper"});
+  ASSERT_TRUE(serve.started());
+  EXPECT_EQ(serve.address(), Address::unix_path(path));
+  auto sock = connect_to(serve.address());
+  sock.sendall("over unix\n");
+  EXPECT_EQ(sock.recv_exact(10), "OVER UNIX\n");
+  sock.close();
+  EXPECT_EQ(serve.stop(), 0) << serve.err();
+  struct stat st {};
+  EXPECT_NE(::stat(path.c_str(), &st), 0) << "the socket file is still there";
+}
+
+TEST(AsyncServeCommandTest, UpperHandlerOverUdpRepliesToEachDatagram) {
+  AsyncServe serve({"--udp", "127.0.0.1:0", "--handler", "upper"});
+  ASSERT_TRUE(serve.started());
+  Socket client(AF_INET, SOCK_DGRAM);
+  client.settimeout(10s);
+  for (const std::string word : {"one", "two", "three"}) {
+    client.sendto(word, serve.address());
+    std::string expected = word;
+    for (auto& c : expected) c = static_cast<char>(c - 'a' + 'A');
+    EXPECT_EQ(client.recvfrom(100).first, expected);
+  }
+  EXPECT_EQ(serve.stop(), 0) << serve.err();
+}
+
+TEST(AsyncServeCommandTest, SigtermWhileClientsAreConnectedStillExitsWithZero) {
+  AsyncServe serve({"--tcp", "127.0.0.1:0", "--handler", "echo"});
+  ASSERT_TRUE(serve.started());
+  std::vector<Socket> idle;
+  for (int i = 0; i < 5; ++i) idle.push_back(connect_to(serve.address()));
+  idle[0].sendall("x");
+  EXPECT_EQ(idle[0].recv(1), "x");  // being served
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(serve.stop(), 0) << serve.err();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s) << "the 0.5 s grace was not honoured";
+  for (auto& s : idle) {
+    try {
+      EXPECT_EQ(s.recv(10), "");  // their connections were closed at shutdown
+    } catch (const ConnectionError&) {
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sockserv
