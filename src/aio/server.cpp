@@ -332,24 +332,29 @@ Task<void> AsyncTCPServer::serve_connection(Socket sock, Address peer) {
   Connection conn(std::move(sock));
   conn.settimeout(connection_timeout);
   conn.set_owner(co_await detail::CurrentCancelState{});
-  if (proxy_protocol) {
-    try {
-      const auto header = co_await read_proxy_header(conn);
-      if (!header.local) peer = header.source;
-      conn.set_peer_address(peer);
-    } catch (const std::exception& e) {
-      ServerStats::add(stats.rejected);
-      log(LogLevel::warning,
-          "PROXY header from " + peer.to_string() + ": " + e.what() + "; closing the connection");
-      co_return;
-    }
-  }
+  // In a coroutine of its own: its locals (a whole ProxyHeader) then live only while it runs,
+  // not in the frame every connection keeps for its lifetime.
+  if (proxy_protocol && !co_await accept_proxy_header(conn, peer)) co_return;
   conn.set_stats(&stats);  // the connection adds its byte counts when it closes
   try {
     co_await RequestHandlerClass(std::move(conn));
   } catch (...) {
     report_task_error(peer);
   }
+}
+
+Task<bool> AsyncTCPServer::accept_proxy_header(Connection& conn, Address& peer) {
+  try {
+    const auto header = co_await read_proxy_header(conn);
+    if (!header.local) peer = header.source;
+    conn.set_peer_address(peer);
+    co_return true;
+  } catch (const std::exception& e) {
+    ServerStats::add(stats.rejected);
+    log(LogLevel::warning,
+        "PROXY header from " + peer.to_string() + ": " + e.what() + "; closing the connection");
+  }
+  co_return false;
 }
 
 AsyncUnixStreamServer::AsyncUnixStreamServer(const Address& address, ConnectionHandler handler,

@@ -60,8 +60,9 @@ struct ConnectionState {
   bool eof = false;  // a read has seen the end of the stream
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
-  ServerStats* stats = nullptr;          // the server's, credited with the byte counts at close
-  std::optional<Address> peer_override;  // set by the server (e.g. from a PROXY header)
+  ServerStats* stats = nullptr;  // the server's, credited with the byte counts at close
+  // Set by the server from a PROXY header; a pointer, as most connections never have one.
+  std::unique_ptr<Address> peer_override;
 };
 
 // The common part of the awaitable operations: suspend on the connection's descriptor until
@@ -182,7 +183,9 @@ class Connection {
   // The peer's address (Python's client_address): the real client's when the server read a
   // PROXY protocol header.
   Address peer_address() const;
-  void set_peer_address(Address address) { state_->peer_override = std::move(address); }
+  void set_peer_address(Address address) {
+    state_->peer_override = std::make_unique<Address>(std::move(address));
+  }
 
   // Each later operation may wait at most `timeout` (nullopt: no limit), then TimeoutError.
   void settimeout(Timeout timeout) noexcept { state_->timeout = timeout; }

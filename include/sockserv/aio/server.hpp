@@ -149,6 +149,8 @@ class AsyncTCPServer : public AsyncServerBase {
 
  private:
   Task<void> serve_connection(Socket sock, Address peer);
+  // Reads the PROXY header; false (logged, counted) when the connection must be dropped.
+  Task<bool> accept_proxy_header(Connection& conn, Address& peer);
   void apply_socket_options() override;
 };
 
