@@ -4,15 +4,15 @@
 // thread, child process or task - is released within a bounded time, in the sync, threading,
 // forking and async servers.
 //
-// The test creates its own network namespace (`ip netns add sockserv-dp-PID-N`, deleted at the
-// end) and builds servers and clients inside it from a thread that setns()'d into it, so the
-// machine's own network is never touched. What kills the path: `ip link set lo down` inside the
-// namespace. With loopback down the namespace's local routes (127.0.0.0/8) are gone, so every
-// segment either end tries to send fails (ENETUNREACH) and nothing is acknowledged any more - to
-// each side the other simply stopped answering. The server's keepalive probe (after 1 s idle)
-// gets no answer, and TCP_USER_TIMEOUT (2 s, which also bounds keepalive probing) makes the
-// kernel abort the connection with ETIMEDOUT: the handler's blocking read fails after ~2-3 s.
-// Without root (no `ip netns add`) the test is skipped.
+// Each test creates its own network namespace (`ip netns add sockserv-dp-PID-N`, deleted at the
+// end; one left by a killed run is removed by the next) and builds servers and clients inside it
+// from a thread that setns()'d into it, so the machine's own network is never touched. What kills
+// the path: `ip link set lo down` inside the namespace. With loopback down the namespace's local
+// routes (127.0.0.0/8) are gone, so every segment either end tries to send fails (ENETUNREACH) and
+// nothing is acknowledged any more - to each side the other simply stopped answering. The server's
+// keepalive probe (after 1 s idle) gets no answer, and TCP_USER_TIMEOUT (2 s, which also bounds
+// keepalive probing) makes the kernel abort the connection with ETIMEDOUT: the handler's blocking
+// read fails after ~2-3 s. Without root (no `ip netns add`) the test is skipped.
 #include <sockserv/aio/server.hpp>
 #include <sockserv/handlers.hpp>
 #include <sockserv/log.hpp>
@@ -29,10 +29,13 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -51,6 +54,7 @@ using Clock = std::chrono::steady_clock;
 class NetNamespace {
  public:
   NetNamespace() {
+    remove_stale();
     static std::atomic<int> counter{0};
     name_ = "sockserv-dp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
     created_ = test::run_command({"ip", "netns", "add", name_}, {}, 10s).exit_code == 0;
@@ -82,6 +86,19 @@ class NetNamespace {
   }
 
  private:
+  // Namespaces a run of this test left behind when it was killed (its pid is gone).
+  static void remove_stale() {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator("/run/netns", ec)) {
+      const std::string name = entry.path().filename().string();
+      if (name.rfind("sockserv-dp-", 0) != 0) continue;
+      const int pid = std::atoi(name.c_str() + 12);
+      if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) {
+        test::run_command({"ip", "netns", "del", name}, {}, 10s);
+      }
+    }
+  }
+
   std::string name_;
   bool created_ = false;
 };
@@ -192,69 +209,121 @@ struct LogCapture {
   std::string text;
 };
 
-TEST(DeadPeerTest, VanishedPeerIsDetectedAndItsHandlerReleasedInEveryMode) {
+// Servers of some modes inside one namespace, each with one client whose handler is blocked
+// reading; kill_path() takes loopback down. The destructor stops and closes everything, also
+// after a failed assertion.
+class Scenario {
+ public:
+  explicit Scenario(NetNamespace& ns) : ns_(ns) {}
+  ~Scenario() {
+    for (auto& s : sync_) s->shutdown();
+    if (async_) async_->shutdown();
+    for (auto& t : serving_) t.join();
+    for (auto& s : sync_) s->server_close();
+    if (async_) async_->server_close();
+  }
+  Scenario(const Scenario&) = delete;
+  Scenario& operator=(const Scenario&) = delete;
+
+  // Builds the servers inside the namespace and connects a client to each.
+  void build(const std::vector<std::string>& modes) {
+    ns_.inside([&] {
+      const Address any = Address::ipv4("127.0.0.1", 0);
+      for (const auto& mode : modes) {
+        if (mode == "async") {
+          async_ = std::make_unique<aio::AsyncTCPServer>(
+              any,
+              [this](aio::Connection c) { return async_blocked_reader(std::move(c), reports); },
+              false);
+          async_->threads = 1;
+          configure(*async_);
+          clients[mode] = create_connection(async_->server_address, 5s);
+          continue;
+        }
+        auto handler = blocked_reader(reports, mode);
+        std::unique_ptr<TCPServer> server;
+        if (mode == "threading") {
+          server = std::make_unique<ThreadingTCPServer>(any, handler, false);
+        } else if (mode == "forking") {
+          server = std::make_unique<ForkingTCPServer>(any, handler, false);
+        } else {
+          server = std::make_unique<TCPServer>(any, handler, false);
+        }
+        configure(*server);
+        clients[mode] = create_connection(server->server_address, 5s);
+        stats[mode] = &server->stats;
+        sync_.push_back(std::move(server));
+      }
+    });
+    if (async_) stats["async"] = &async_->stats;
+  }
+  // Serves; returns once every handler has greeted its client (and is about to block).
+  void start() {
+    for (auto& s : sync_) serving_.emplace_back([p = s.get()] { p->serve_forever(20ms); });
+    if (async_) serving_.emplace_back([this] { async_->serve_forever(); });
+    for (auto& [mode, client] : clients) {
+      ASSERT_TRUE(test::wait_readable(client.fileno(), 5s)) << mode << " never greeted";
+      EXPECT_EQ(client.recv(6), "ready\n") << mode;
+    }
+  }
+  // Kills the path and expects every handler's read to fail with ETIMEDOUT within 10 s.
+  void kill_path_and_expect_release() {
+    ASSERT_TRUE(ns_.exec({"ip", "link", "set", "lo", "down"}));
+    const auto killed = Clock::now();
+    const auto outcomes = reports.collect(clients.size(), killed + 12s);
+    for (const auto& [mode, client] : clients) {
+      const auto it = outcomes.find(mode);
+      ASSERT_NE(it, outcomes.end()) << mode << ": handler still blocked 12 s after the path died";
+      EXPECT_EQ(it->second.first, "ETIMEDOUT") << mode;
+      EXPECT_LT(it->second.second - killed, 10s) << mode;
+    }
+  }
+
+  Reports reports;
+  std::map<std::string, Socket> clients;
+  std::map<std::string, ServerStats*> stats;  // the servers whose counters live in this process
+
+ private:
+  NetNamespace& ns_;
+  std::vector<std::unique_ptr<TCPServer>> sync_;
+  std::unique_ptr<aio::AsyncTCPServer> async_;
+  std::vector<std::thread> serving_;
+};
+
+TEST(DeadPeerTest, VanishedPeerReleasesTheSyncThreadingAndAsyncHandlers) {
   NetNamespace ns;
   if (!ns.created()) GTEST_SKIP() << "cannot create a network namespace (needs root)";
   LogCapture log;
-  Reports reports;
-  std::unique_ptr<TCPServer> sync, threading, forking;
-  std::unique_ptr<aio::AsyncTCPServer> async;
-  std::map<std::string, Socket> clients;
-  ns.inside([&] {
-    const Address any = Address::ipv4("127.0.0.1", 0);
-    sync = std::make_unique<TCPServer>(any, blocked_reader(reports, "sync"), false);
-    threading =
-        std::make_unique<ThreadingTCPServer>(any, blocked_reader(reports, "threading"), false);
-    forking = std::make_unique<ForkingTCPServer>(any, blocked_reader(reports, "forking"), false);
-    async = std::make_unique<aio::AsyncTCPServer>(
-        any, [&reports](aio::Connection c) { return async_blocked_reader(std::move(c), reports); },
-        false);
-    async->threads = 1;
-    for (auto* s : {sync.get(), threading.get(), forking.get()}) configure(*s);
-    configure(*async);
-    // Connected from inside the namespace; the handshakes complete in the listen backlogs.
-    clients["sync"] = create_connection(sync->server_address, 5s);
-    clients["threading"] = create_connection(threading->server_address, 5s);
-    clients["forking"] = create_connection(forking->server_address, 5s);
-    clients["async"] = create_connection(async->server_address, 5s);
-  });
-  ASSERT_TRUE(sync && async && clients.size() == 4);
-  std::vector<std::thread> serving;
-  for (auto* s : {sync.get(), threading.get(), forking.get()}) {
-    serving.emplace_back([s] { s->serve_forever(20ms); });
-  }
-  serving.emplace_back([&] { async->serve_forever(); });
-  for (auto& [mode, client] : clients) {
-    ASSERT_TRUE(test::wait_readable(client.fileno(), 5s)) << mode << " never greeted";
-    EXPECT_EQ(client.recv(6), "ready\n") << mode;
-  }
-  // Every handler is now (about to be) blocked reading. Kill the path.
-  ASSERT_TRUE(ns.exec({"ip", "link", "set", "lo", "down"}));
-  const auto killed = Clock::now();
-  const auto outcomes = reports.collect(4, killed + 12s);
-  for (const std::string mode : {"sync", "threading", "forking", "async"}) {
-    const auto it = outcomes.find(mode);
-    ASSERT_NE(it, outcomes.end()) << mode << ": handler still blocked 12 s after the path died";
-    EXPECT_EQ(it->second.first, "ETIMEDOUT") << mode;
-    EXPECT_LT(it->second.second - killed, 10s) << mode;
-  }
-  // The servers counted and logged the timeout, and nothing is active any more.
-  const auto deadline = Clock::now() + 5s;
-  for (auto* stats : {&sync->stats, &threading->stats, &async->stats}) {
-    while ((stats->active.load() != 0 || stats->timed_out.load() != 1) && Clock::now() < deadline) {
-      std::this_thread::sleep_for(5ms);
+  {
+    Scenario scenario(ns);
+    scenario.build({"sync", "threading", "async"});
+    ASSERT_NO_FATAL_FAILURE(scenario.start());
+    ASSERT_NO_FATAL_FAILURE(scenario.kill_path_and_expect_release());
+    // Counted and logged as a timeout; nothing active any more.
+    const auto deadline = Clock::now() + 5s;
+    for (const auto& [mode, stats] : scenario.stats) {
+      const std::string client = scenario.clients[mode].getsockname().to_string();
+      while ((stats->active.load() != 0 || stats->timed_out.load() != 1 ||
+              !log.has(client, "timed out")) &&
+             Clock::now() < deadline) {
+        std::this_thread::sleep_for(5ms);
+      }
+      EXPECT_EQ(stats->active.load(), 0u) << mode;
+      EXPECT_EQ(stats->timed_out.load(), 1u) << mode;
+      EXPECT_TRUE(log.has(client, "timed out")) << mode << ":\n" << log.text;
     }
-    EXPECT_EQ(stats->active.load(), 0u);
-    EXPECT_EQ(stats->timed_out.load(), 1u);
   }
-  for (const std::string mode : {"sync", "threading", "async"}) {
-    EXPECT_TRUE(log.has(clients[mode].getsockname().to_string(), "timed out")) << mode;
-  }
-  for (auto* s : {sync.get(), threading.get(), forking.get()}) s->shutdown();
-  async->shutdown();
-  for (auto& t : serving) t.join();
-  for (auto* s : {sync.get(), threading.get(), forking.get()}) s->server_close();
-  async->server_close();
+}
+
+// Alone in its namespace and process phase: a fork() while other servers' threads run could
+// copy a lock one of them holds into the child.
+TEST(DeadPeerTest, VanishedPeerReleasesTheForkedChild) {
+  NetNamespace ns;
+  if (!ns.created()) GTEST_SKIP() << "cannot create a network namespace (needs root)";
+  Scenario scenario(ns);
+  scenario.build({"forking"});
+  ASSERT_NO_FATAL_FAILURE(scenario.start());
+  scenario.kill_path_and_expect_release();
 }
 
 }  // namespace
