@@ -13,6 +13,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/aio_serving.hpp"
+
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -35,31 +37,8 @@ namespace {
 using namespace std::chrono_literals;
 using SteadyClock = std::chrono::steady_clock;
 
-template <class Predicate>
-bool eventually(Predicate done, std::chrono::milliseconds limit = 5s) {
-  const auto deadline = SteadyClock::now() + limit;
-  while (!done()) {
-    if (SteadyClock::now() >= deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
-class Serving {
- public:
-  explicit Serving(AsyncServerBase& server)
-      : server_(server), thread_([this] { server_.serve_forever(); }) {}
-  ~Serving() {
-    server_.shutdown();
-    thread_.join();
-  }
-  Serving(const Serving&) = delete;
-  Serving& operator=(const Serving&) = delete;
-
- private:
-  AsyncServerBase& server_;
-  std::thread thread_;
-};
+using test::eventually;
+using test::Serving;
 
 Socket connect_to(const Address& address) {
   Socket sock(address.family(), SOCK_STREAM);

@@ -12,6 +12,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/aio_serving.hpp"
+
 #include <sys/socket.h>
 
 #include <atomic>
@@ -27,47 +29,8 @@ namespace {
 using namespace std::chrono_literals;
 using SteadyClock = std::chrono::steady_clock;
 
-template <class Predicate>
-bool eventually(Predicate done, std::chrono::milliseconds limit = 5s) {
-  const auto deadline = SteadyClock::now() + limit;
-  while (!done()) {
-    if (SteadyClock::now() >= deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
-// serve_forever() on a thread; stop() (or the destructor) shuts the server down and joins.
-class Serving {
- public:
-  explicit Serving(AsyncServerBase& server) : server_(server) {
-    thread_ = std::thread([this] {
-      try {
-        server_.serve_forever();
-      } catch (...) {
-        error_ = std::current_exception();
-      }
-      returned_ = true;
-    });
-  }
-  ~Serving() { stop(); }
-  Serving(const Serving&) = delete;
-  Serving& operator=(const Serving&) = delete;
-
-  bool returned() const { return returned_.load(); }
-  void stop() {
-    if (!thread_.joinable()) return;
-    server_.shutdown();
-    thread_.join();
-    if (error_) ADD_FAILURE() << "serve_forever threw";
-  }
-
- private:
-  AsyncServerBase& server_;
-  std::thread thread_;
-  std::exception_ptr error_;
-  std::atomic<bool> returned_{false};
-};
+using test::eventually;
+using test::Serving;
 
 Socket connect_to(const Address& address) {
   Socket sock(address.family(), SOCK_STREAM);
