@@ -32,7 +32,7 @@ ssize_t recv_some(int fd, void* into, std::size_t n) noexcept {
 // One recv() into the thread's scratch buffer, with the bookkeeping every string-returning
 // receive shares. Returns the byte count, or -1 with errno (EAGAIN included).
 ssize_t recv_to_scratch(ConnectionState& c, std::size_t max) noexcept {
-  if (!c.io.maybe_readable && !c.io.read_closed) {
+  if (!c.maybe_readable && !c.read_closed) {
     errno = EAGAIN;
     return -1;
   }
@@ -41,9 +41,9 @@ ssize_t recv_to_scratch(ConnectionState& c, std::size_t max) noexcept {
   if (n >= 0) {
     c.bytes_in += static_cast<std::size_t>(n);
     if (n == 0) c.eof = true;
-    if (n > 0 && static_cast<std::size_t>(n) < want) c.io.maybe_readable = false;
+    if (n > 0 && static_cast<std::size_t>(n) < want) c.maybe_readable = false;
   } else if (sys::would_block(errno)) {
-    c.io.maybe_readable = false;
+    c.maybe_readable = false;
   }
   return n;
 }
@@ -56,14 +56,19 @@ bool IoOperation::begin() {
     return false;
   }
   if (perform && perform(*this)) return false;  // done at once: no suspension
-  std::optional<Clock::time_point> deadline = conn_->call_deadline;
-  if (conn_->timeout && !deadline) deadline = Clock::now() + *conn_->timeout;
-  return conn_->loop->wait_io(*this, deadline);
+  auto& c = conn();
+  std::optional<Clock::time_point> until;
+  if (c.call_deadline != ConnectionState::no_deadline) {
+    until = c.call_deadline;
+  } else if (c.timeout.count() >= 0) {
+    until = Clock::now() + c.timeout;
+  }
+  return c.loop->wait_io(*this, until);
 }
 
 void IoOperation::check(std::string_view operation) const {
   auto where = [this] {
-    return conn_->peer_override ? conn_->peer_override->to_string() : std::string();
+    return conn().peer_override ? conn().peer_override->to_string() : std::string();
   };
   if (error == ETIMEDOUT)
     throw_error(std::make_error_code(std::errc::timed_out), operation, where());
@@ -80,7 +85,7 @@ RecvOperation::RecvOperation(ConnectionState& c, std::span<char> into, bool use_
 
 bool RecvOperation::attempt(IoWaiter& self) {
   auto& op = static_cast<RecvOperation&>(self);
-  auto& in = op.conn_->in;
+  auto& in = op.conn().in;
   if (op.use_buffered_ && !in.empty()) {
     op.received_ = std::min(in.size(), op.into_.size());
     std::memcpy(op.into_.data(), in.data(), op.received_);
@@ -88,13 +93,13 @@ bool RecvOperation::attempt(IoWaiter& self) {
     in.release();
     return true;
   }
-  auto& io = op.conn_->io;
+  auto& io = op.conn();
   if (!io.maybe_readable && !io.read_closed) return false;  // nothing since a short read
-  const auto n = recv_some(op.conn_->sock.fileno(), op.into_.data(), op.into_.size());
+  const auto n = recv_some(op.conn().sock.fileno(), op.into_.data(), op.into_.size());
   if (n >= 0) {
     op.received_ = static_cast<std::size_t>(n);
-    op.conn_->bytes_in += op.received_;
-    if (n == 0) op.conn_->eof = true;
+    op.conn().bytes_in += op.received_;
+    if (n == 0) op.conn().eof = true;
     if (n > 0 && op.received_ < op.into_.size()) io.maybe_readable = false;
     return true;
   }
@@ -113,7 +118,7 @@ RecvStringOperation::RecvStringOperation(ConnectionState& c, std::size_t max) no
 
 bool RecvStringOperation::attempt(IoWaiter& self) {
   auto& op = static_cast<RecvStringOperation&>(self);
-  auto& in = op.conn_->in;
+  auto& in = op.conn().in;
   if (!in.empty()) {
     const auto take = std::min(in.size(), op.max_);
     op.data_.assign(in.data(), take);
@@ -121,7 +126,7 @@ bool RecvStringOperation::attempt(IoWaiter& self) {
     in.release();
     return true;
   }
-  const auto n = recv_to_scratch(*op.conn_, op.max_);
+  const auto n = recv_to_scratch(op.conn(), op.max_);
   if (n >= 0) {
     op.data_.assign(scratch(), static_cast<std::size_t>(n));
     return true;
@@ -133,26 +138,33 @@ bool RecvStringOperation::attempt(IoWaiter& self) {
 
 RecvToStringOperation::RecvToStringOperation(ConnectionState& c, std::string& into,
                                              std::size_t max) noexcept
-    : IoOperation(c, true), into_(&into), max_(max) {
+    : IoOperation(c, true),
+      max_(static_cast<std::uint32_t>(std::min(max, scratch_size))),
+      into_(&into) {
   perform = &RecvToStringOperation::attempt;
 }
 
 bool RecvToStringOperation::attempt(IoWaiter& self) {
   auto& op = static_cast<RecvToStringOperation&>(self);
-  auto& in = op.conn_->in;
+  auto& in = op.conn().in;
   if (!in.empty()) {
-    const auto take = std::min(in.size(), op.max_);
+    const auto take = std::min<std::size_t>(in.size(), op.max_);
     op.into_->assign(in.data(), take);
     in.consume(take);
     in.release();
     return true;
   }
-  const auto n = recv_to_scratch(*op.conn_, op.max_);
+  const auto n = recv_to_scratch(op.conn(), op.max_);
   if (n >= 0) {
     op.into_->assign(scratch(), static_cast<std::size_t>(n));
     return true;
   }
-  if (sys::would_block(errno)) return false;
+  if (sys::would_block(errno)) {
+    // About to wait, maybe for long: an idle connection keeps no buffer, not even the caller's
+    // (one small allocation per wait buys that; a busy connection rarely waits).
+    std::string().swap(*op.into_);
+    return false;
+  }
   op.sys_error_ = errno;
   return true;
 }
@@ -168,7 +180,7 @@ bool SendOperation::attempt(IoWaiter& self) {
   auto& op = static_cast<SendOperation&>(self);
   while (!op.rest_.empty()) {
     const auto n = sys::retry_eintr([&] {
-      return ::send(op.conn_->sock.fileno(), op.rest_.data(), op.rest_.size(), MSG_NOSIGNAL);
+      return ::send(op.conn().sock.fileno(), op.rest_.data(), op.rest_.size(), MSG_NOSIGNAL);
     });
     if (n < 0) {
       if (sys::would_block(errno)) return false;
@@ -176,7 +188,7 @@ bool SendOperation::attempt(IoWaiter& self) {
       return true;
     }
     op.rest_.remove_prefix(static_cast<std::size_t>(n));
-    op.conn_->bytes_out += static_cast<std::size_t>(n);
+    op.conn().bytes_out += static_cast<std::size_t>(n);
   }
   return true;
 }
@@ -188,9 +200,9 @@ Connection::Connection(Socket sock) : state_(std::make_unique<detail::Connection
   if (!state_->loop) throw std::logic_error("Connection: no event loop runs on this thread");
   if (sock.getblocking()) sock.setblocking(false);
   state_->sock = std::move(sock);
-  state_->io.fd = state_->sock.fileno();
-  state_->io.edge_triggered = true;
-  state_->loop->add_io(state_->io);
+  state_->fd = state_->sock.fileno();
+  state_->edge_triggered = true;
+  state_->loop->add_io(*state_);
 }
 
 Connection& Connection::operator=(Connection&& other) noexcept {
@@ -204,7 +216,7 @@ Connection& Connection::operator=(Connection&& other) noexcept {
 Connection::~Connection() { close(); }
 
 void Connection::set_owner(CancelState* owner) noexcept {
-  auto& io = state_->io;
+  auto& io = *state_;
   if (io.owner && io.owner->hangup_watch == &io) io.owner->hangup_watch = nullptr;
   if (owner && owner->hangup_watch) owner->hangup_watch->owner = nullptr;  // one each
   io.owner = owner;
@@ -219,9 +231,9 @@ void Connection::close() noexcept {
     ServerStats::add(state_->stats->bytes_in, state_->bytes_in);
     ServerStats::add(state_->stats->bytes_out, state_->bytes_out);
   }
-  state_->loop->remove_io(state_->io);
+  state_->loop->remove_io(*state_);
   state_->sock.close();
-  state_->io.fd = -1;
+  state_->fd = -1;
 }
 
 Address Connection::peer_address() const {
@@ -245,15 +257,15 @@ detail::SendOperation Connection::sendall(std::string_view data) { return {*stat
 
 struct Connection::CallDeadline {
   explicit CallDeadline(detail::ConnectionState& c) : state(c) {
-    if (c.timeout && !c.call_deadline) {
-      c.call_deadline = Clock::now() + *c.timeout;
+    if (c.timeout.count() >= 0 && c.call_deadline == detail::ConnectionState::no_deadline) {
+      c.call_deadline = Clock::now() + c.timeout;
       armed = true;
     }
   }
   CallDeadline(const CallDeadline&) = delete;
   CallDeadline& operator=(const CallDeadline&) = delete;
   ~CallDeadline() {
-    if (armed) state.call_deadline.reset();
+    if (armed) state.call_deadline = detail::ConnectionState::no_deadline;
   }
   detail::ConnectionState& state;
   bool armed = false;

@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cassert>
 #include <cerrno>
 #include <cstddef>
@@ -61,8 +62,9 @@ Detached run_detached(Task<void> task, EventLoop* loop) {
   }
 }
 
-IoWaiter& waiter_of(TimerNode* node) noexcept {
-  return *reinterpret_cast<IoWaiter*>(reinterpret_cast<char*>(node) - offsetof(IoWaiter, timer));
+IoState& state_of(TimerNode* node) noexcept {
+  return *reinterpret_cast<IoState*>(reinterpret_cast<char*>(node) -
+                                     offsetof(IoState, deadline_timer));
 }
 
 bool heap_less(const TimerNode* a, const TimerNode* b) noexcept {
@@ -281,6 +283,15 @@ void EventLoop::spawn(Task<void> task, CancelState* cancel_state) {
   resume_soon(root);
 }
 
+std::coroutine_handle<> EventLoop::start_root(Task<void> task, CancelState& owner) {
+  assert(in_loop_thread() && owner.on_root_done);
+  auto root = task.release();
+  if (!root) throw std::invalid_argument("start_root: the task is empty");
+  root.promise().cancel_state = &owner;
+  resume_soon(root);
+  return root;
+}
+
 void spawn(Task<void> task) {
   auto* loop = EventLoop::current();
   if (!loop) throw std::logic_error("spawn: no event loop runs on this thread");
@@ -290,11 +301,15 @@ void spawn(Task<void> task) {
 // ---- I/O waiting -------------------------------------------------------------------------------
 
 void EventLoop::add_io(IoState& state) {
+  state.loop = this;
   if (const auto ec = reactor_->add(state))
     throw_error(ec, "EventLoop: register", "fd " + std::to_string(state.fd));
 }
 
-void EventLoop::remove_io(IoState& state) noexcept { reactor_->remove(state); }
+void EventLoop::remove_io(IoState& state) noexcept {
+  disarm(state.deadline_timer);
+  reactor_->remove(state);
+}
 
 void EventLoop::update_interest(IoState& state) {
   if (!reactor_->level_only() || state.on_ready) return;
@@ -307,32 +322,45 @@ void EventLoop::update_interest(IoState& state) {
 }
 
 void EventLoop::finish_wait(IoWaiter& waiter, int error) noexcept {
-  waiter.error = error;
-  if (waiter.timer.armed()) waiter.loop->disarm(waiter.timer);
+  waiter.error = static_cast<std::int16_t>(error);
   if (waiter.cancel && waiter.cancel->cancel_arg == &waiter) {
     waiter.cancel->cancel_fn = nullptr;
     waiter.cancel->cancel_arg = nullptr;
   }
-  waiter.loop->resume_soon(waiter.handle);
+  waiter.state->loop->resume_soon(waiter.handle);
 }
 
 void EventLoop::abandon_wait(IoWaiter& waiter, int error) noexcept {
   auto& slot = waiter.is_reader ? waiter.state->reader : waiter.state->writer;
   if (slot == &waiter) slot = nullptr;
-  waiter.loop->update_interest(*waiter.state);
+  waiter.state->loop->update_interest(*waiter.state);
   finish_wait(waiter, error);
 }
 
 void EventLoop::forget_wait(IoWaiter& waiter) noexcept {
-  if (!waiter.loop || !waiter.state) return;
+  if (!waiter.state) return;
   auto& slot = waiter.is_reader ? waiter.state->reader : waiter.state->writer;
   if (slot != &waiter) return;
   slot = nullptr;
-  if (waiter.timer.armed()) waiter.loop->disarm(waiter.timer);
   if (waiter.cancel && waiter.cancel->cancel_arg == &waiter) {
     waiter.cancel->cancel_fn = nullptr;
     waiter.cancel->cancel_arg = nullptr;
   }
+}
+
+void EventLoop::on_io_deadline(TimerNode* node) {
+  // Times out the waiters whose deadline has passed, then moves the timer to the next deadline
+  // of those still waiting (it fired early if their operations completed and new ones began).
+  IoState& state = state_of(node);
+  const auto now = Clock::now();
+  for (IoWaiter* waiter : {state.reader, state.writer}) {
+    if (waiter && waiter->deadline <= now) abandon_wait(*waiter, ETIMEDOUT);
+  }
+  auto next = Clock::time_point::max();
+  for (const IoWaiter* waiter : {state.reader, state.writer}) {
+    if (waiter) next = std::min(next, waiter->deadline);
+  }
+  if (next != Clock::time_point::max()) state.loop->arm(state.deadline_timer, next);
 }
 
 bool EventLoop::wait_io(IoWaiter& waiter, std::optional<Clock::time_point> deadline) {
@@ -340,12 +368,16 @@ bool EventLoop::wait_io(IoWaiter& waiter, std::optional<Clock::time_point> deadl
     waiter.error = ECANCELED;
     return false;
   }
-  waiter.loop = this;
+  auto& state = *waiter.state;
+  assert(state.loop == this);
   waiter.error = 0;
-  (waiter.is_reader ? waiter.state->reader : waiter.state->writer) = &waiter;
-  if (deadline) {
-    waiter.timer.fire = [](TimerNode* node) { abandon_wait(waiter_of(node), ETIMEDOUT); };
-    arm(waiter.timer, *deadline);
+  (waiter.is_reader ? state.reader : state.writer) = &waiter;
+  waiter.deadline = deadline.value_or(Clock::time_point::max());
+  // Lazily: a timer already due no later than this deadline stays as it is (see on_io_deadline).
+  auto& timer = state.deadline_timer;
+  if (deadline && (!timer.armed() || *deadline < timer.deadline)) {
+    timer.fire = &EventLoop::on_io_deadline;
+    arm(timer, *deadline);
   }
   if (waiter.cancel) {
     waiter.cancel->cancel_fn = [](void* arg) {
@@ -353,7 +385,7 @@ bool EventLoop::wait_io(IoWaiter& waiter, std::optional<Clock::time_point> deadl
     };
     waiter.cancel->cancel_arg = &waiter;
   }
-  update_interest(*waiter.state);
+  update_interest(state);
   return true;
 }
 

@@ -11,24 +11,95 @@
 #include "sys/report.hpp"
 #include "sys/unix_file.hpp"
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <list>
+#include <cstring>
 #include <vector>
 
 namespace sockserv::aio {
 namespace detail {
 
+// A client's address as accept() or recvfrom() gave it, kept for the error report at the end of
+// its task: 32 bytes for IPv4, IPv6 and unnamed Unix clients rather than an Address's 136 (a
+// held connection pays for it all its life); a longer, named Unix address goes to the heap.
+class PeerAddress {
+ public:
+  explicit PeerAddress(const Address& address) : length_(address.size()) {
+    if (is_short()) {
+      std::memcpy(bytes_, address.data(), length_);
+    } else {
+      auto* heap = new Address(address);
+      std::memcpy(bytes_, &heap, sizeof heap);
+    }
+  }
+  PeerAddress(const PeerAddress&) = delete;
+  PeerAddress& operator=(const PeerAddress&) = delete;
+  ~PeerAddress() {
+    if (!is_short()) delete long_form();
+  }
+  Address get() const {
+    if (!is_short()) return *long_form();
+    sockaddr_storage storage{};
+    std::memcpy(&storage, bytes_, length_);
+    return {reinterpret_cast<const sockaddr*>(&storage), length_};
+  }
+
+ private:
+  bool is_short() const noexcept { return length_ <= sizeof(bytes_); }
+  Address* long_form() const noexcept {
+    Address* heap = nullptr;
+    std::memcpy(&heap, bytes_, sizeof heap);
+    return heap;
+  }
+  // A sockaddr_in6 (which fits a sockaddr_in) or the pointer to a longer address; bytes, so
+  // that the length packs next to them.
+  unsigned char bytes_[sizeof(sockaddr_in6)];
+  socklen_t length_;
+};
+
 // One event loop of a server, with the tasks it runs.
 struct Worker {
-  struct Record {
-    CancelState cancel;
-    std::list<Record>::iterator self;
+  // One request's task: its cancel state (the task is a root, EventLoop::start_root), in the
+  // worker's list so shutdown can cancel it. The only allocation per request besides the
+  // handler's frame and the connection.
+  struct Record : CancelState {
+    Record(Worker& w, const Address& client) : worker(&w), peer(client) {}
+    Worker* worker;
+    Record* prev = nullptr;
+    Record* next = nullptr;
+    std::coroutine_handle<> task;
+    PeerAddress peer;
   };
+
+  explicit Worker(AsyncServerBase& s) : server(&s) {}
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+  // Tasks that never ended (the loop failed) are destroyed while their loop still exists: their
+  // frames' destructors close their connections through it.
+  ~Worker() {
+    while (records) {
+      auto* r = records;
+      unlink(*r);
+      r->task.destroy();
+      delete r;
+    }
+  }
+  void link(Record& r) noexcept {
+    r.next = records;
+    if (records) records->prev = &r;
+    records = &r;
+  }
+  void unlink(Record& r) noexcept {
+    (r.prev ? r.prev->next : records) = r.next;
+    if (r.next) r.next->prev = r.prev;
+  }
+
+  AsyncServerBase* server;
   std::unique_ptr<EventLoop> loop;
   IoState listener;  // the server's socket, as registered on this loop
-  std::list<Record> records;
+  Record* records = nullptr;
   CancelState receive_cancel;
   bool receiving = false;
   bool shutting_down = false;
@@ -131,8 +202,8 @@ Task<void> AsyncServerBase::wait_for_capacity() {
   }
 }
 
-void AsyncServerBase::report_task_error(const Address& client_address) noexcept {
-  const auto error = std::current_exception();
+void AsyncServerBase::report_task_error(const Address& client_address,
+                                        std::exception_ptr error) noexcept {
   try {
     std::rethrow_exception(error);
   } catch (const TimeoutError& e) {
@@ -166,7 +237,7 @@ void AsyncServerBase::serve_forever() {
     serving_ = true;
     workers_.clear();
     for (std::size_t i = 0; i < std::max<std::size_t>(threads, 1); ++i) {
-      auto w = std::make_unique<Worker>();
+      auto w = std::make_unique<Worker>(*this);
       w->loop = std::make_unique<EventLoop>(backend);
       workers_.push_back(std::move(w));
     }
@@ -198,7 +269,7 @@ void AsyncServerBase::run_worker(Worker& w) {
         if (!detail::is_cancellation(e)) throw;
       }
       worker->receiving = false;
-      if (worker->shutting_down && worker->records.empty()) worker->loop->stop();
+      if (worker->shutting_down && !worker->records) worker->loop->stop();
     };
     w.loop->spawn(guarded(this, &w), &w.receive_cancel);
     if (stopping_) begin_shutdown(w);
@@ -227,9 +298,9 @@ void AsyncServerBase::begin_shutdown(Worker& w) {
   w.shutting_down = true;
   w.receive_cancel.cancel();  // stop accepting
   auto cancel_all = [&w] {
-    for (auto& record : w.records) record.cancel.cancel();
+    for (auto* r = w.records; r; r = r->next) r->cancel();
   };
-  if (w.records.empty() && !w.receiving) return w.loop->stop();
+  if (!w.records && !w.receiving) return w.loop->stop();
   if (shutdown_grace.count() > 0) {
     w.grace_timer = w.loop->call_later(shutdown_grace, cancel_all);
   } else {
@@ -237,25 +308,33 @@ void AsyncServerBase::begin_shutdown(Worker& w) {
   }
 }
 
-void AsyncServerBase::start_task(Worker& w, Task<void> task) {
-  auto it = w.records.emplace(w.records.end());
-  it->self = it;
+template <class MakeTask>
+void AsyncServerBase::start_task(Worker& w, const Address& client_address, MakeTask&& make_task) {
+  auto record = std::make_unique<Worker::Record>(w, client_address);
+  record->on_root_done = &AsyncServerBase::finish_task;
+  try {
+    Task<void> task = make_task(static_cast<CancelState&>(*record));
+    record->task = w.loop->start_root(std::move(task), *record);
+  } catch (...) {  // no memory, or the connection could not be registered: this request only
+    ServerStats::add(stats.handler_errors);
+    handle_error(client_address, std::current_exception());
+    return;
+  }
+  w.link(*record.release());
   ++active_;
   ServerStats::add(stats.active);
-  w.loop->spawn(run_task(w, &*it, std::move(task)), &it->cancel);
 }
 
-Task<void> AsyncServerBase::run_task(Worker& w, void* record, Task<void> task) {
-  try {
-    co_await std::move(task);
-  } catch (...) {
-    sys::report_exception("sockserv: task failed", std::current_exception());
-  }
-  auto* r = static_cast<Worker::Record*>(record);
-  w.records.erase(r->self);
-  --active_;
-  stats.active.fetch_sub(1, std::memory_order_relaxed);
-  if (w.shutting_down && w.records.empty()) {
+void AsyncServerBase::finish_task(CancelState& state, std::exception_ptr error) noexcept {
+  auto* record = static_cast<Worker::Record*>(&state);
+  Worker& w = *record->worker;
+  AsyncServerBase& self = *w.server;
+  if (error) self.report_task_error(record->peer.get(), error);
+  w.unlink(*record);
+  delete record;
+  --self.active_;
+  self.stats.active.fetch_sub(1, std::memory_order_relaxed);
+  if (w.shutting_down && !w.records) {
     w.grace_timer.cancel();
     if (!w.receiving) w.loop->stop();
   }
@@ -322,24 +401,32 @@ Task<void> AsyncTCPServer::receive_loop(Worker& w) {
         continue;
       }
       if (active_tasks() >= max_connections) co_await wait_for_capacity();
-      start_task(w, serve_connection(Socket::adopt(fd, server_address.family(), SOCK_STREAM, true),
-                                     std::move(peer)));
+      start_connection(w, Socket::adopt(fd, server_address.family(), SOCK_STREAM, true), peer);
     }
   }
 }
 
-Task<void> AsyncTCPServer::serve_connection(Socket sock, Address peer) {
-  Connection conn(std::move(sock));
-  conn.settimeout(connection_timeout);
-  conn.set_owner(co_await detail::CurrentCancelState{});
-  // In a coroutine of its own: its locals (a whole ProxyHeader) then live only while it runs,
-  // not in the frame every connection keeps for its lifetime.
-  if (proxy_protocol && !co_await accept_proxy_header(conn, peer)) co_return;
-  conn.set_stats(&stats);  // the connection adds its byte counts when it closes
+void AsyncTCPServer::start_connection(Worker& w, Socket sock, const Address& peer) {
+  start_task(w, peer, [&](CancelState& owner) {
+    Connection conn(std::move(sock));
+    conn.settimeout(connection_timeout);
+    conn.set_owner(&owner);  // the task is cancelled if the peer hangs up while it works
+    conn.set_stats(&stats);  // the connection adds its byte counts when it closes
+    // The handler is the task itself: no coroutine frame around it, which an idle connection
+    // would keep for its whole life.
+    if (!proxy_protocol) return RequestHandlerClass(std::move(conn));
+    return serve_proxied(std::move(conn), peer);
+  });
+}
+
+Task<void> AsyncTCPServer::serve_proxied(Connection conn, Address peer) {
+  // (Not `if (!co_await ...)`: GCC 12 skips such a co_await in a coroutine with no local yet.)
+  const bool accepted = co_await accept_proxy_header(conn, peer);
+  if (!accepted) co_return;
   try {
     co_await RequestHandlerClass(std::move(conn));
   } catch (...) {
-    report_task_error(peer);
+    report_task_error(peer, std::current_exception());  // with the real client's address
   }
 }
 
@@ -382,14 +469,6 @@ AsyncUDPServer::AsyncUDPServer(const Address& address, DatagramHandler handler,
 }
 
 Task<void> AsyncUDPServer::receive_loop(Worker& w) {
-  auto serve = [](AsyncUDPServer* self, Datagram d) -> Task<void> {
-    const Address from = d.address;
-    try {
-      co_await self->RequestHandlerClass(std::move(d));
-    } catch (...) {
-      self->report_task_error(from);
-    }
-  };
   for (;; co_await detail::WaitReadable(w)) {  // drain first, then wait (edge-triggered)
     for (int received = 0;; ++received) {
       if (received == 64) {
@@ -423,7 +502,7 @@ Task<void> AsyncUDPServer::receive_loop(Worker& w) {
       ServerStats::add(stats.accepted);
       ServerStats::add(stats.bytes_in, d.data.size());
       if (active_tasks() >= max_connections) co_await wait_for_capacity();
-      start_task(w, serve(this, std::move(d)));
+      start_task(w, d.address, [&](CancelState&) { return RequestHandlerClass(std::move(d)); });
     }
   }
 }

@@ -33,6 +33,8 @@
 #include <sockserv/socket.hpp>
 #include <sockserv/stats.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -48,33 +50,34 @@ class Connection;
 namespace detail {
 
 // A connection's state, on the heap so its address stays fixed while the loop refers to it.
-struct ConnectionState {
-  IoState io;
+struct ConnectionState : IoState {
+  static constexpr auto no_deadline = Clock::time_point::max();
   Socket sock;
-  EventLoop* loop = nullptr;
-  Buffer in;        // bytes received by readline/read_exact/read_frame, not yet used
-  Timeout timeout;  // per operation
+  Buffer in;  // bytes received by readline/read_exact/read_frame, not yet used
+  // Per operation; negative: none (a Timeout, without the optional's 8 more bytes: every held
+  // connection pays for each field here).
+  std::chrono::nanoseconds timeout{-1};
   // The deadline of the buffered read in progress (readline, read_exact, read_frame): the whole
   // call must finish within one timeout, so a peer trickling a byte a second is cut off.
-  std::optional<Clock::time_point> call_deadline;
-  bool eof = false;  // a read has seen the end of the stream
+  Clock::time_point call_deadline = no_deadline;
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
   ServerStats* stats = nullptr;  // the server's, credited with the byte counts at close
   // Set by the server from a PROXY header; a pointer, as most connections never have one.
   std::unique_ptr<Address> peer_override;
+  bool eof = false;  // a read has seen the end of the stream
 };
 
 // The common part of the awaitable operations: suspend on the connection's descriptor until
 // perform() completes, with the connection's timeout and the task's cancellation.
 class IoOperation : protected IoWaiter {
  public:
-  IoOperation(ConnectionState& c, bool reading) noexcept : conn_(&c) {
-    state = &c.io;
+  IoOperation(ConnectionState& c, bool reading) noexcept {
+    state = &c;
     is_reader = reading;
   }
   // Movable until it is awaited (with_timeout takes awaitables by value).
-  IoOperation(IoOperation&& other) noexcept : IoWaiter(), conn_(other.conn_) {
+  IoOperation(IoOperation&& other) noexcept : IoWaiter() {
     state = other.state;
     is_reader = other.is_reader;
     perform = other.perform;
@@ -96,8 +99,8 @@ class IoOperation : protected IoWaiter {
   bool begin();
   // Throws for a timeout, a cancellation or the syscall's error.
   void check(std::string_view operation) const;
+  ConnectionState& conn() const noexcept { return static_cast<ConnectionState&>(*state); }
 
-  ConnectionState* conn_;
   int sys_error_ = 0;
 };
 
@@ -151,8 +154,8 @@ class RecvToStringOperation : public IoOperation {
 
  private:
   static bool attempt(IoWaiter& self);
+  std::uint32_t max_;
   std::string* into_;
-  std::size_t max_;
 };
 
 class SendOperation : public IoOperation {
@@ -188,8 +191,14 @@ class Connection {
   }
 
   // Each later operation may wait at most `timeout` (nullopt: no limit), then TimeoutError.
-  void settimeout(Timeout timeout) noexcept { state_->timeout = timeout; }
-  Timeout gettimeout() const noexcept { return state_->timeout; }
+  void settimeout(Timeout timeout) noexcept {
+    state_->timeout = timeout ? std::max(*timeout, std::chrono::nanoseconds::zero())
+                              : std::chrono::nanoseconds(-1);
+  }
+  Timeout gettimeout() const noexcept {
+    if (state_->timeout.count() < 0) return std::nullopt;
+    return state_->timeout;
+  }
 
   // --- Reading
   // ------------------------------------------------------------------------------------- At most
@@ -197,6 +206,7 @@ class Connection {
   detail::RecvStringOperation recv(std::size_t max = 65536);
   // The same into `into` (replacing its contents, reusing its capacity); returns the byte count,
   // 0 when the peer closed. The fast form for loops: for (std::string s; co_await recv(s) > 0;)
+  // When it has to wait for data, it frees the string's buffer first: idle, it holds nothing.
   detail::RecvToStringOperation recv(std::string& into, std::size_t max = 65536);
   // One recv() into `buffer` (zero copies): the byte count, 0 when the peer closed.
   detail::RecvOperation recv_into(std::span<char> buffer);

@@ -95,6 +95,11 @@ class EventLoop {
   // Starts `task` detached. Its exception goes to exception_handler. With `cancel_state`, the
   // chain uses it (the caller keeps it alive until the task ends) so the caller can cancel it.
   void spawn(Task<void> task, CancelState* cancel_state = nullptr);
+  // For the library's servers: starts `task` detached with `owner` as its chain's cancel state,
+  // without the wrapper spawn() adds. When the task ends its frame is destroyed and
+  // owner.on_root_done (which must be set) is called. The loop does not track the task: if it
+  // never ends, the owner destroys the returned frame (before the loop).
+  std::coroutine_handle<> start_root(Task<void> task, CancelState& owner);
   // Called with the exception of a detached task. Default: a report on stderr.
   std::function<void(std::exception_ptr)> exception_handler;
 
@@ -142,6 +147,7 @@ class EventLoop {
   void heap_remove(std::size_t i) noexcept;
   static void finish_wait(detail::IoWaiter& waiter, int error) noexcept;
   static void abandon_wait(detail::IoWaiter& waiter, int error) noexcept;
+  static void on_io_deadline(detail::TimerNode* node);
 
  public:
   // Unregisters a waiter that is being destroyed while still suspended (its frame was destroyed).

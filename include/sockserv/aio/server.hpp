@@ -96,20 +96,23 @@ class AsyncServerBase {
   AsyncServerBase(const Address& address, int socket_type);
   // The task each loop runs to take requests from the socket.
   virtual Task<void> receive_loop(detail::Worker& worker) = 0;
-  // Starts a task for one request on `worker`'s loop, counted and cancelled at shutdown.
-  void start_task(detail::Worker& worker, Task<void> task);
+  // Starts the task make_task(its cancel state) returns for one request on `worker`'s loop:
+  // counted, cancelled at shutdown, its exception reported with `client_address`.
+  template <class MakeTask>
+  void start_task(detail::Worker& worker, const Address& client_address, MakeTask&& make_task);
   // Waits (polling every 10 ms, logging once) while max_connections tasks run.
   Task<void> wait_for_capacity();
   // Exception boundary of a request task: a cancellation is quiet, a timeout is counted and
   // logged, anything else goes to handle_error.
-  void report_task_error(const Address& client_address) noexcept;
+  void report_task_error(const Address& client_address, std::exception_ptr error) noexcept;
   virtual void apply_socket_options() {}
   bool stopping() const noexcept { return stopping_.load(); }
 
  private:
   void run_worker(detail::Worker& worker);
   void begin_shutdown(detail::Worker& worker);
-  Task<void> run_task(detail::Worker& worker, void* record, Task<void> task);
+  // A request's task ended (CancelState::on_root_done): report, uncount, maybe stop the loop.
+  static void finish_task(CancelState& state, std::exception_ptr error) noexcept;
 
   std::vector<std::unique_ptr<detail::Worker>> workers_;
   std::atomic<std::size_t> active_{0};
@@ -148,7 +151,8 @@ class AsyncTCPServer : public AsyncServerBase {
   Task<void> receive_loop(detail::Worker& worker) override;
 
  private:
-  Task<void> serve_connection(Socket sock, Address peer);
+  void start_connection(detail::Worker& worker, Socket sock, const Address& peer);
+  Task<void> serve_proxied(Connection conn, Address peer);
   // Reads the PROXY header; false (logged, counted) when the connection must be dropped.
   Task<bool> accept_proxy_header(Connection& conn, Address& peer);
   void apply_socket_options() override;

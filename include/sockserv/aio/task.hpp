@@ -39,6 +39,9 @@ struct CancelState {
   // goes both ways and whichever of the two ends first undoes it, so a connection that outlives
   // the task (or a task that outlives its connection) never sees a dangling pointer.
   detail::IoState* hangup_watch = nullptr;
+  // For the library (EventLoop::start_root): set on the state a root task was started with;
+  // called once that task has ended and its frame is gone, with its exception (or nullptr).
+  void (*on_root_done)(CancelState& self, std::exception_ptr error) noexcept = nullptr;
 
   CancelState() = default;
   CancelState(const CancelState&) = delete;
@@ -90,8 +93,16 @@ struct PromiseBase {
     bool await_ready() noexcept { return false; }
     template <class Promise>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
-      auto next = self.promise().continuation;
-      return next ? transfer_to(next) : std::noop_coroutine();
+      auto& promise = self.promise();
+      if (promise.continuation) return transfer_to(promise.continuation);
+      // A root task (EventLoop::start_root) frees its own frame, then tells its owner: no
+      // wrapper coroutine per connection just to notice the end.
+      if (auto* owner = promise.cancel_state; owner && owner->on_root_done) {
+        auto error = std::move(promise.error);
+        self.destroy();
+        owner->on_root_done(*owner, std::move(error));
+      }
+      return std::noop_coroutine();
     }
     void await_resume() noexcept {}
   };

@@ -34,23 +34,26 @@ struct TimerNode {
 
 struct IoState;
 
+// Small on purpose: it lives in the frame of every coroutine suspended in an operation, and an
+// idle connection's handler is one.
 struct IoWaiter {
   std::coroutine_handle<> handle;
   IoState* state = nullptr;
-  EventLoop* loop = nullptr;
   CancelState* cancel = nullptr;
-  TimerNode timer;  // the operation's timeout, when it has one
-  int error = 0;    // set on resume: 0 = ready, ECANCELED, ETIMEDOUT
-  bool is_reader = true;
   // Attempts the operation when the descriptor is reported ready; true when it is complete (the
   // waiter is resumed), false when the report was stale (EAGAIN: keep waiting). Edge-triggered
   // epoll can deliver an edge for data an earlier attempt already consumed, so readiness alone
   // never completes an operation. nullptr: readiness is the result (the waiter just resumes).
   bool (*perform)(IoWaiter& self) = nullptr;
+  Clock::time_point deadline = Clock::time_point::max();  // max: no timeout
+  std::int16_t error = 0;  // set on resume: 0 = ready, ECANCELED, ETIMEDOUT
+  bool is_reader = true;
+  // (An operation's own fields pack into the 5 bytes left here.)
 };
 
 struct IoState {
   int fd = -1;
+  unsigned interest = 0;        // level-triggered: the events currently registered
   bool edge_triggered = false;  // registered once for both directions (connections, listeners)
   bool hung_up = false;         // the kernel reported HUP/ERR
   bool exclusive = false;       // a listener shared by several loops: wake only one (epoll)
@@ -58,8 +61,8 @@ struct IoState {
   // read event (an edge, with epoll) sets it again. A read while it is false would only fail
   // with EAGAIN, so it is skipped - one syscall less per message in a ping-pong.
   bool maybe_readable = true;
-  bool read_closed = false;  // the peer's FIN (or an error) was seen: never skip a read again
-  unsigned interest = 0;     // level-triggered: the events currently registered
+  bool read_closed = false;   // the peer's FIN (or an error) was seen: never skip a read again
+  EventLoop* loop = nullptr;  // set by EventLoop::add_io
   IoWaiter* reader = nullptr;
   IoWaiter* writer = nullptr;
   CancelState* owner = nullptr;  // cancelled when the peer hangs up while nobody waits on I/O
@@ -67,6 +70,10 @@ struct IoState {
   // Set for states that are not connections (add_reader watches, the loop's wake-up eventfd):
   // the loop calls it instead of resuming waiters.
   void (*on_ready)(IoState& state, unsigned events, EventLoop& loop) = nullptr;
+  // The waiters' timeouts share one timer, armed lazily: it is left armed when an operation
+  // completes and moved only when it fires early, so an operation with a timeout costs no timer
+  // heap work in the common case that it completes in time (EventLoop::wait_io).
+  TimerNode deadline_timer;
 };
 
 struct ReadyIo {
