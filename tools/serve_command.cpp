@@ -150,6 +150,9 @@ void add_serve_command(CLI::App& app, int& exit_status) {
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--reuse-port", o->reuse_port,
                 "SO_REUSEPORT: several sockserv processes may serve the same port");
+  cmd->add_flag("--listener-per-loop", o->listener_per_loop,
+                "async: each event loop accepts on a SO_REUSEPORT socket of its own (default: "
+                "the loops share one socket)");
   cmd->add_flag("--proxy-protocol", o->proxy_protocol,
                 "Expect a PROXY protocol v1/v2 header (HAProxy, nginx) on every connection");
   cmd->add_flag("--inetd", o->inetd,

@@ -25,6 +25,7 @@ struct ServeOptions {
   double grace = 10;                // seconds in-flight requests get at shutdown
   double stats_interval = 0;        // seconds between counter reports; 0: none
   bool reuse_port = false;
+  bool listener_per_loop = false;  // async: a SO_REUSEPORT socket per event loop
   bool proxy_protocol = false;
   bool inetd = false;
   std::string log_level = "info";

@@ -71,6 +71,7 @@ ServerControl start(std::shared_ptr<Server> server, const ServeOptions& o,
   if constexpr (requires { server->pool_size; }) server->pool_size = o.pool;
   if constexpr (requires { server->threads; }) {
     if (o.threads) server->threads = o.threads;
+    server->listener_per_loop = o.listener_per_loop;
   }
   server->shutdown_grace = seconds(o.grace);
   if (inherited) {

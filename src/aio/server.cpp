@@ -98,7 +98,8 @@ struct Worker {
 
   AsyncServerBase* server;
   std::unique_ptr<EventLoop> loop;
-  IoState listener;  // the server's socket, as registered on this loop
+  Socket* socket = nullptr;  // what this loop receives from: the server's, or its own
+  IoState listener;          // *socket, as registered on this loop
   Record* records = nullptr;
   CancelState receive_cancel;
   bool receiving = false;
@@ -166,6 +167,8 @@ void AsyncServerBase::bind_and_activate() {
   try {
     server_bind();
     server_activate();
+    // Now rather than when serving starts: no client reaches only the first loop meanwhile.
+    open_loop_sockets();
   } catch (...) {
     server_close();
     throw;
@@ -174,7 +177,9 @@ void AsyncServerBase::bind_and_activate() {
 
 void AsyncServerBase::server_bind() {
   if (allow_reuse_address && server_address.is_inet()) socket.set_reuse_address(true);
-  if (allow_reuse_port && server_address.is_inet()) socket.set_reuse_port(true);
+  if ((allow_reuse_port || listener_per_loop) && server_address.is_inet()) {
+    socket.set_reuse_port(true);
+  }
   sys::OwnedSocketFile::prepare(server_address, socket.type());
   socket.bind(server_address);
   server_address = socket.getsockname();
@@ -186,7 +191,7 @@ void AsyncServerBase::adopt_socket(Socket bound) {
   socket = std::move(bound);
   server_address = socket.getsockname();
   socket.setblocking(false);
-  apply_socket_options();
+  apply_socket_options(socket);
 }
 
 Task<void> AsyncServerBase::wait_for_capacity() {
@@ -220,9 +225,29 @@ void AsyncServerBase::report_task_error(const Address& client_address,
   }
 }
 
+void AsyncServerBase::open_loop_sockets() {
+  if (!listener_per_loop || !server_address.is_inet() || !socket) return;
+  while (loop_sockets_.size() + 1 < threads) {
+    try {
+      Socket s(server_address.family(), socket.type());
+      s.set_reuse_address(true);
+      s.set_reuse_port(true);
+      s.bind(server_address);
+      s.setblocking(false);
+      activate(s);
+      loop_sockets_.push_back(std::move(s));
+    } catch (const std::exception& e) {  // e.g. an adopted socket without SO_REUSEPORT
+      log(LogLevel::warning, "sockserv: loops " + std::to_string(loop_sockets_.size() + 1) +
+                                 " and up share the server's socket: " + e.what());
+      return;
+    }
+  }
+}
+
 void AsyncServerBase::server_close() {
   socket_file_->remove();
   socket.close();
+  loop_sockets_.clear();
 }
 
 void AsyncServerBase::handle_error(const Address& client_address, std::exception_ptr error) {
@@ -236,9 +261,11 @@ void AsyncServerBase::serve_forever() {
     if (serving_) throw std::logic_error("serve_forever: the server is already serving");
     serving_ = true;
     workers_.clear();
+    open_loop_sockets();  // more loops than when the server was activated
     for (std::size_t i = 0; i < std::max<std::size_t>(threads, 1); ++i) {
       auto w = std::make_unique<Worker>(*this);
       w->loop = std::make_unique<EventLoop>(backend);
+      w->socket = i > 0 && i <= loop_sockets_.size() ? &loop_sockets_[i - 1] : &socket;
       workers_.push_back(std::move(w));
     }
   }
@@ -257,9 +284,10 @@ void AsyncServerBase::serve_forever() {
 
 void AsyncServerBase::run_worker(Worker& w) {
   try {
-    w.listener.fd = socket.fileno();
+    w.listener.fd = w.socket->fileno();
     w.listener.edge_triggered = true;
-    w.listener.exclusive = workers_.size() > 1;
+    // A socket shared by several loops wakes only one of them per connection (epoll).
+    w.listener.exclusive = w.socket == &socket && workers_.size() > 1;
     w.loop->add_io(w.listener);
     w.receiving = true;
     auto guarded = [](AsyncServerBase* self, Worker* worker) -> Task<void> {
@@ -297,6 +325,11 @@ void AsyncServerBase::begin_shutdown(Worker& w) {
   if (w.shutting_down) return;
   w.shutting_down = true;
   w.receive_cancel.cancel();  // stop accepting
+  // A loop's own listener leaves the kernel's table at once (as `sockserv serve` does with the
+  // server's): new clients are refused or go to another process, not queued for nobody.
+  if (w.socket != &socket && w.socket->type() == SOCK_STREAM) {
+    ::shutdown(w.socket->fileno(), SHUT_RD);
+  }
   auto cancel_all = [&w] {
     for (auto* r = w.records; r; r = r->next) r->cancel();
   };
@@ -349,15 +382,17 @@ AsyncTCPServer::AsyncTCPServer(const Address& address, ConnectionHandler handler
   if (bind_and_activate) this->bind_and_activate();
 }
 
-void AsyncTCPServer::server_activate() {
-  socket.listen(request_queue_size);
-  apply_socket_options();
+void AsyncTCPServer::server_activate() { activate(socket); }
+
+void AsyncTCPServer::activate(Socket& s) {
+  s.listen(request_queue_size);
+  apply_socket_options(s);
 }
 
-void AsyncTCPServer::apply_socket_options() {
+void AsyncTCPServer::apply_socket_options(Socket& s) {
   if (!server_address.is_inet()) return;
-  if (keepalive) socket.set_keepalive(*keepalive);
-  if (tcp_user_timeout) socket.set_user_timeout(*tcp_user_timeout);
+  if (keepalive) s.set_keepalive(*keepalive);
+  if (tcp_user_timeout) s.set_user_timeout(*tcp_user_timeout);
 }
 
 bool AsyncTCPServer::verify_request(const Address&) { return true; }
@@ -374,7 +409,7 @@ Task<void> AsyncTCPServer::receive_loop(Worker& w) {
       }
       Address peer;
       socklen_t len = Address::capacity();
-      const int fd = ::accept4(socket.fileno(), peer.data(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      const int fd = ::accept4(w.listener.fd, peer.data(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         const int error = errno;
         if (sys::would_block(error)) break;
@@ -480,8 +515,8 @@ Task<void> AsyncUDPServer::receive_loop(Worker& w) {
       socklen_t len = Address::capacity();
       // MSG_TRUNC: the real size comes back, so an oversized datagram is seen, not cut.
       const auto n = sys::retry_eintr([&] {
-        return ::recvfrom(socket.fileno(), scratch.data(), max_packet_size,
-                          MSG_TRUNC | MSG_DONTWAIT, d.address.data(), &len);
+        return ::recvfrom(w.listener.fd, scratch.data(), max_packet_size, MSG_TRUNC | MSG_DONTWAIT,
+                          d.address.data(), &len);
       });
       if (n < 0) {
         if (!sys::would_block(errno)) {
@@ -498,7 +533,7 @@ Task<void> AsyncUDPServer::receive_loop(Worker& w) {
         continue;
       }
       d.data.assign(scratch.data(), static_cast<std::size_t>(n));
-      d.socket = &socket;
+      d.socket = w.socket;
       ServerStats::add(stats.accepted);
       ServerStats::add(stats.bytes_in, d.data.size());
       if (active_tasks() >= max_connections) co_await wait_for_capacity();

@@ -85,6 +85,12 @@ class AsyncServerBase {
   std::size_t threads = std::max(1u, std::thread::hardware_concurrency());
   bool allow_reuse_address = true;  // as asyncio's create_server
   bool allow_reuse_port = false;    // several processes on one port (AF_INET/AF_INET6 only)
+  // With threads > 1 (IP only): each loop but the first receives on a socket of its own, bound
+  // to the same address with SO_REUSEPORT, and the kernel spreads connections (datagrams) over
+  // them by a hash of the client's address. Default: all loops share the server's socket and
+  // epoll wakes one of them per connection (EPOLLEXCLUSIVE), so an idle loop takes the next
+  // one. docs/BENCHMARKS.md measures both. Set before bind_and_activate(), which binds them.
+  bool listener_per_loop = false;
   // Tasks at once, over all loops. At the limit the server stops accepting (connections wait
   // in the kernel's backlog; datagrams in the socket buffer) until a task ends.
   std::size_t max_connections = 65536;
@@ -105,11 +111,16 @@ class AsyncServerBase {
   // Exception boundary of a request task: a cancellation is quiet, a timeout is counted and
   // logged, anything else goes to handle_error.
   void report_task_error(const Address& client_address, std::exception_ptr error) noexcept;
-  virtual void apply_socket_options() {}
+  // Sets the server's options (keepalive, ...) on a socket it receives from.
+  virtual void apply_socket_options(Socket&) {}
+  // Makes a bound socket ready to receive (listen() for streams) and applies the options.
+  virtual void activate(Socket& s) { apply_socket_options(s); }
   bool stopping() const noexcept { return stopping_.load(); }
 
  private:
   void run_worker(detail::Worker& worker);
+  // listener_per_loop: binds the sockets of loops 2..threads (those not bound yet).
+  void open_loop_sockets();
   void begin_shutdown(detail::Worker& worker);
   // A request's task ended (CancelState::on_root_done): report, uncount, maybe stop the loop.
   static void finish_task(CancelState& state, std::exception_ptr error) noexcept;
@@ -122,6 +133,7 @@ class AsyncServerBase {
   bool serving_ = false;
   struct UnixSocketFile;
   std::unique_ptr<UnixSocketFile> socket_file_;
+  std::vector<Socket> loop_sockets_;  // listener_per_loop
 };
 
 class AsyncTCPServer : public AsyncServerBase {
@@ -155,7 +167,8 @@ class AsyncTCPServer : public AsyncServerBase {
   Task<void> serve_proxied(Connection conn, Address peer);
   // Reads the PROXY header; false (logged, counted) when the connection must be dropped.
   Task<bool> accept_proxy_header(Connection& conn, Address& peer);
-  void apply_socket_options() override;
+  void apply_socket_options(Socket& s) override;
+  void activate(Socket& s) override;
 };
 
 // AsyncTCPServer on a Unix stream socket (Address::unix_path / Address::abstract).
