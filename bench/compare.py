@@ -60,6 +60,9 @@ def servers(build, nproc):
         ("sockserv forking", mode("forking", "--max-connections", "64")),
         ("sockserv async ×1", mode("async", "--threads", "1")),
         (f"sockserv async ×{nproc}", mode("async", "--threads", str(nproc))),
+        # The other way to spread connections over loops: a SO_REUSEPORT socket per loop.
+        (f"sockserv async ×{nproc}, listener per loop",
+         mode("async", "--threads", str(nproc), "--listener-per-loop")),
         ("sockserv async ×1, --timeout 60", [tool, "serve", "--mode", "async", "--threads", "1",
                                              "--handler", "echo", "--tcp", "127.0.0.1:0"]),
         ("Asio (coroutines)", [os.path.join(peers, "asio_echo"), "0"]),

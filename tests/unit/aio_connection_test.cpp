@@ -313,6 +313,34 @@ TEST(ConnectionErrorTest, TimeoutDoesNotFireWhenDataArrivesInTime) {
   EXPECT_EQ(loop.pending_timers(), 0U);
 }
 
+// The timeout is per operation even though the connection's timer is armed lazily (left at the
+// first deadline while later operations complete): when it fires early it must move on to the
+// deadline of the operation now waiting, not time that one out.
+TEST(ConnectionErrorTest, EachOperationGetsTheWholeTimeoutAgain) {
+  auto [mine, peer] = socketpair();
+  EventLoop loop;
+  for (int i = 1; i <= 4; ++i) {
+    loop.call_later(i * 100ms, [&peer] { peer.sendall("x"); });
+  }
+  auto task = [](Socket sock) -> Task<void> {
+    Connection conn(std::move(sock));
+    conn.settimeout(300ms);
+    const auto start = Clock::now();
+    std::string got;
+    while (got.size() < 4) got += co_await conn.recv();
+    EXPECT_GE(Clock::now() - start, 300ms) << "the four bytes came too fast to test anything";
+    const auto last = Clock::now();
+    try {
+      (void)co_await conn.recv();
+      ADD_FAILURE() << "recv: nothing was thrown";
+    } catch (const TimeoutError&) {
+      EXPECT_GE(Clock::now() - last, 300ms) << "timed out before its own deadline";
+    }
+  };
+  loop.run_until_complete(task(std::move(mine)));
+  EXPECT_EQ(loop.pending_timers(), 0U);
+}
+
 TEST(ConnectionErrorTest, SendallToAPeerThatNeverReadsTimesOut) {
   auto [mine, peer] = socketpair();
   EventLoop loop;
