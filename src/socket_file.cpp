@@ -51,16 +51,18 @@ SocketFile::~SocketFile() {
 bool SocketFile::fill() {
   if (eof_) return false;
   auto room = in_.prepare(read_chunk_);
-  const auto into = room.first(std::min(room.size(), read_chunk_));
+  const auto n = receive(room.first(std::min(room.size(), read_chunk_)));
+  in_.commit(n);
+  return n > 0;
+}
+
+std::size_t SocketFile::receive(std::span<char> into) {
+  if (eof_) return 0;
   const auto n =
       call_deadline_ ? sock_->recv_into_until(into, *call_deadline_) : sock_->recv_into(into);
-  if (n == 0) {
-    eof_ = true;
-    return false;
-  }
-  in_.commit(n);
+  if (n == 0) eof_ = true;
   bytes_received_ += n;
-  return true;
+  return n;
 }
 
 std::string SocketFile::read(std::size_t n) {
@@ -84,7 +86,21 @@ std::string SocketFile::read_exact(std::size_t n) {
 
 std::string SocketFile::read1(std::size_t n) {
   if (in_.empty()) fill();
-  return read(std::min(n, in_.size()));
+  const auto take = std::min(n, in_.size());
+  std::string out(in_.data(), take);
+  in_.consume(take);
+  return out;
+}
+
+std::size_t SocketFile::readinto1(std::span<char> into) {
+  if (into.empty()) return 0;
+  // Python's BufferedReader does the same: a read as large as the buffer bypasses it.
+  if (in_.empty() && into.size() >= read_chunk_) return receive(into);
+  if (in_.empty()) fill();
+  const auto take = std::min(into.size(), in_.size());
+  if (take > 0) std::memcpy(into.data(), in_.data(), take);
+  in_.consume(take);
+  return take;
 }
 
 std::string SocketFile::read_to_eof(std::size_t limit) {

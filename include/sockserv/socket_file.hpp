@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <iterator>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -58,6 +59,10 @@ class SocketFile {
   std::string read_exact(std::size_t n);
   // At most `n` bytes with at most one recv(): what is buffered, or what one recv() brings.
   std::string read1(std::size_t n = default_buffer_size);
+  // read1 into the caller's memory (Python's readinto1), with no allocation: returns the count
+  // copied into `into`, 0 at EOF. With nothing buffered and `into` at least a buffer's size, the
+  // one recv() goes straight into `into`, so the bytes are not copied twice.
+  std::size_t readinto1(std::span<char> into);
   // Everything until the peer closes; throws SocketError(errc::message_too_large) past `limit`.
   std::string read_to_eof(std::size_t limit);
   // One line, including its '\n'; the last line may lack it; "" at EOF. Throws
@@ -89,6 +94,8 @@ class SocketFile {
  private:
   // One recv() into the buffer; returns false at EOF.
   bool fill();
+  // One recv() into `into` (under the read call's deadline, if any); 0 at EOF.
+  std::size_t receive(std::span<char> into);
 
   Socket* sock_;
   Buffer in_;

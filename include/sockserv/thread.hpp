@@ -21,7 +21,8 @@ std::string current_thread_name();
 
 namespace detail {
 std::string next_thread_name();
-void set_current_thread_name(std::string name);
+// Names the calling thread `*name` (nullptr: forgets it); `*name` must live until then.
+void set_current_thread_name(const std::string* name) noexcept;
 }  // namespace detail
 
 class Thread {
@@ -30,8 +31,9 @@ class Thread {
   template <class F>
   explicit Thread(F&& body) : name_(detail::next_thread_name()) {
     thread_ = std::thread([name = name_, body = std::forward<F>(body)]() mutable {
-      detail::set_current_thread_name(std::move(name));
+      detail::set_current_thread_name(&name);
       body();
+      detail::set_current_thread_name(nullptr);
     });
   }
   Thread(Thread&&) noexcept = default;

@@ -203,6 +203,27 @@ TEST(SocketFileTest, Read1ServesBufferedBytesBeforeReceiving) {
   EXPECT_LE(some.size(), 3u);
 }
 
+TEST(SocketFileTest, Readinto1ServesBufferedBytesFirstThenReceivesOnce) {
+  Pair p;
+  p.writer.sendall("line\nrest");
+  SocketFile f(p.reader);
+  ASSERT_EQ(f.readline(), "line\n");
+  char small[2];
+  std::string got(small, f.readinto1(small));  // buffered bytes first, however few fit
+  ASSERT_GE(got.size(), 1u);
+  std::vector<char> big(SocketFile::default_buffer_size);  // large: may bypass the buffer
+  while (got.size() < 4) got.append(big.data(), f.readinto1(big));
+  EXPECT_EQ(got, "rest");
+  EXPECT_EQ(f.buffered(), 0u);
+  p.writer.sendall("abc");
+  p.writer.close();
+  std::string tail;
+  for (std::size_t n; (n = f.readinto1(big)) > 0;) tail.append(big.data(), n);
+  EXPECT_EQ(tail, "abc");
+  EXPECT_EQ(f.readinto1(big), 0u);  // EOF stays EOF
+  EXPECT_EQ(f.bytes_received(), 12u);
+}
+
 TEST(SocketFileTest, ReadToEofStopsAtItsLimit) {
   Pair small;
   small.writer.sendall("whole body");
