@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // `sockserv serve --mode async` as a real process: each built-in handler (upper, echo, discard,
-// daytime) over TCP with two event loops, the upper handler over a Unix stream socket and over
-// UDP, with our Socket and with a Python client as peers; SIGTERM ends it with exit status 0.
+// daytime) over TCP with two event loops (sharing a socket, and each with its own), the upper
+// handler over a Unix stream socket and over UDP, with our Socket and with a Python client as
+// peers; SIGTERM ends it with exit status 0.
 #include <sockserv/address.hpp>
 #include <sockserv/error.hpp>
 #include <sockserv/socket.hpp>
@@ -14,10 +15,14 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <regex>
 #include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #ifndef SOCKSERV_EXE
@@ -51,18 +56,33 @@ class AsyncServe {
   std::optional<int> stop() {
     if (stopped_) return status_;
     stopped_ = true;
-    process_.kill(SIGTERM);
+    terminate();
     process_.read_to_eof(10s);
     status_ = process_.wait(10s);
     return status_;
   }
   const std::string& err() const { return process_.err(); }
+  // Reads the server's output until its log (stderr) holds `text`.
+  bool wait_for_log(std::string_view text) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (process_.err().find(text) == std::string::npos) {
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      (void)process_.read_line(50ms);
+    }
+    return true;
+  }
+  // SIGTERM without waiting (stop() then only waits: a second signal would force the exit).
+  void terminate() {
+    if (!std::exchange(signalled_, true)) process_.kill(SIGTERM);
+  }
 
  private:
   static std::vector<std::string> command(std::vector<std::string> args) {
     // A short grace: connections still open at SIGTERM are not kept for the default 10 s.
-    std::vector<std::string> argv{SOCKSERV_EXE, "serve", "--mode",  "async",
-                                  "--threads",  "2",     "--grace", "0.5"};
+    std::vector<std::string> argv{SOCKSERV_EXE, "serve", "--mode", "async", "--threads", "2"};
+    if (std::find(args.begin(), args.end(), "--grace") == args.end()) {
+      argv.insert(argv.end(), {"--grace", "0.5"});
+    }
     argv.insert(argv.end(), args.begin(), args.end());
     return argv;
   }
@@ -70,6 +90,7 @@ class AsyncServe {
   test::Process process_;
   std::optional<Address> address_;
   bool stopped_ = false;
+  bool signalled_ = false;
   std::optional<int> status_;
 };
 
@@ -194,6 +215,38 @@ TEST(AsyncServeCommandTest, SigtermWhileClientsAreConnectedStillExitsWithZero) {
     } catch (const ConnectionError&) {
     }
   }
+}
+
+// Both loops get a socket of their own; every client is served (whichever socket the kernel
+// picks), and once SIGTERM starts the drain no socket takes new connections any more: a connect
+// is refused, not queued in a backlog nobody accepts from.
+TEST(AsyncServeCommandTest, ListenerPerLoopServesEveryClientAndStopsListeningAtTheDrain) {
+  AsyncServe serve(
+      {"--tcp", "127.0.0.1:0", "--handler", "upper", "--listener-per-loop", "--grace", "10"});
+  ASSERT_TRUE(serve.started());
+  std::vector<Socket> clients;
+  for (int i = 0; i < 20; ++i) clients.push_back(connect_to(serve.address()));
+  for (std::size_t i = 0; i < clients.size(); ++i) {
+    const std::string n = std::to_string(i);
+    clients[i].sendall("client " + n + "\n");
+    EXPECT_EQ(clients[i].recv_exact(8 + n.size()), "CLIENT " + n + "\n");
+  }
+  serve.terminate();  // the connected clients keep the drain going (grace 10 s)
+  ASSERT_TRUE(serve.wait_for_log("shutting down")) << serve.err();
+  std::this_thread::sleep_for(200ms);  // every loop has begun its drain by now
+  int taken = 0;
+  for (int i = 0; i < 20; ++i) {  // 20 hashes reach every socket
+    try {
+      Socket late(AF_INET, SOCK_STREAM);
+      late.settimeout(2s);
+      late.connect(serve.address());
+      ++taken;
+    } catch (const ConnectionError&) {  // refused
+    }
+  }
+  EXPECT_EQ(taken, 0) << "a loop's own socket still queued connections during the drain";
+  clients.clear();  // the drain ends with the last connection
+  EXPECT_EQ(serve.stop(), 0) << serve.err();
 }
 
 }  // namespace
