@@ -29,24 +29,31 @@ ssize_t recv_some(int fd, void* into, std::size_t n) noexcept {
   return sys::retry_eintr([&] { return ::recv(fd, into, n, 0); });
 }
 
-// One recv() into the thread's scratch buffer, with the bookkeeping every string-returning
-// receive shares. Returns the byte count, or -1 with errno (EAGAIN included).
-ssize_t recv_to_scratch(ConnectionState& c, std::size_t max) noexcept {
+// One recv() into `into`, with the bookkeeping every receive shares: skipped (EAGAIN) while
+// nothing can have arrived since a short read. Returns the byte count, or -1 with errno.
+ssize_t receive_some(ConnectionState& c, std::span<char> into) noexcept {
   if (!c.maybe_readable && !c.read_closed) {
     errno = EAGAIN;
     return -1;
   }
-  const auto want = std::min(max, scratch_size);
-  const auto n = recv_some(c.sock.fileno(), scratch(), want);
+  const auto n = recv_some(c.sock.fileno(), into.data(), into.size());
   if (n >= 0) {
     c.bytes_in += static_cast<std::size_t>(n);
     if (n == 0) c.eof = true;
-    if (n > 0 && static_cast<std::size_t>(n) < want) c.maybe_readable = false;
+    if (n > 0 && static_cast<std::size_t>(n) < into.size()) c.maybe_readable = false;
   } else if (sys::would_block(errno)) {
     c.maybe_readable = false;
   }
   return n;
 }
+
+// The same into the thread's scratch buffer (the string-returning receives copy from there).
+ssize_t recv_to_scratch(ConnectionState& c, std::size_t max) noexcept {
+  return receive_some(c, {scratch(), std::min(max, scratch_size)});
+}
+
+// What a buffered read receives at a time straight into a connection's buffer.
+constexpr std::size_t buffered_chunk = 16384;
 
 }  // namespace
 
@@ -193,6 +200,93 @@ bool SendOperation::attempt(IoWaiter& self) {
   return true;
 }
 
+bool BufferedReadOperation::attempt(IoWaiter& self) {
+  auto& op = static_cast<BufferedReadOperation&>(self);
+  auto& c = op.conn();
+  try {
+    for (;;) {
+      if (op.take_(op, c.in, c.eof)) return true;
+      // A busy connection receives straight into its buffer; otherwise through the scratch
+      // buffer, so that a wait never holds an empty buffer.
+      const bool direct = c.in.capacity() >= buffered_chunk;
+      const auto n = direct ? receive_some(c, c.in.prepare(buffered_chunk))
+                            : receive_some(c, {scratch(), scratch_size});
+      if (n < 0) {
+        if (!sys::would_block(errno)) {
+          op.sys_error_ = errno;
+          return true;
+        }
+        c.in.release();  // frees it only when empty
+        return false;
+      }
+      if (direct) {
+        c.in.commit(static_cast<std::size_t>(n));
+      } else {
+        c.in.append({scratch(), static_cast<std::size_t>(n)});
+      }
+    }
+  } catch (...) {  // a limit or a malformed frame: thrown to the awaiter by finish()
+    op.failure_ = std::current_exception();
+    return true;
+  }
+}
+
+void BufferedReadOperation::finish(std::string_view operation) const {
+  check(operation);
+  if (failure_) std::rethrow_exception(failure_);
+}
+
+bool ReadlineOperation::take(BufferedReadOperation& self, Buffer& in, bool at_eof) {
+  auto& op = static_cast<ReadlineOperation&>(self);
+  const auto view = in.view();
+  const auto limit = std::min(view.size(), op.max_len_);
+  if (op.searched_ < limit) {
+    if (const auto* nl = static_cast<const char*>(
+            std::memchr(view.data() + op.searched_, '\n', limit - op.searched_))) {
+      op.line_.assign(view.data(), static_cast<std::size_t>(nl - view.data()) + 1);
+      in.consume(op.line_.size());
+      return true;
+    }
+  }
+  if (view.size() >= op.max_len_) {
+    throw_error(errc::line_too_long, "readline",
+                "(no newline within " + std::to_string(op.max_len_) + " bytes)");
+  }
+  op.searched_ = view.size();
+  if (!at_eof) return false;
+  op.line_.assign(view);  // the last line may lack its '\n'; "" at EOF
+  in.consume(view.size());
+  return true;
+}
+
+bool ReadExactOperation::take(BufferedReadOperation& self, Buffer& in, bool at_eof) {
+  auto& op = static_cast<ReadExactOperation&>(self);
+  if (in.size() >= op.n_) {
+    op.data_.assign(in.data(), op.n_);
+    in.consume(op.n_);
+    return true;
+  }
+  if (!at_eof) return false;
+  throw_error(errc::connection_broken, "read_exact",
+              "(got " + std::to_string(in.size()) + " of " + std::to_string(op.n_) + " bytes)");
+}
+
+bool ReadFrameOperation::take(BufferedReadOperation& self, Buffer& in, bool at_eof) {
+  auto& op = static_cast<ReadFrameOperation&>(self);
+  if (const auto frame = op.codec_->parse(in.view(), op.scanned_)) {
+    op.message_.emplace(frame->message(in.view()));
+    in.consume(frame->wire_size);
+    return true;
+  }
+  if (!at_eof) return false;
+  // nullopt when the peer closed between messages; parse_eof throws for a partial frame.
+  if (const auto frame = op.codec_->parse_eof(in.view())) {
+    op.message_.emplace(frame->message(in.view()));
+  }
+  in.consume(in.size());
+  return true;
+}
+
 }  // namespace detail
 
 Connection::Connection(Socket sock) : state_(std::make_unique<detail::ConnectionState>()) {
@@ -273,78 +367,12 @@ struct Connection::CallDeadline {
 
 Task<bool> Connection::receive_more() {
   if (state_->eof) co_return false;
-  auto room = state_->in.prepare(16384);
-  const std::size_t n = co_await detail::RecvOperation(*state_, room, false);
-  state_->in.commit(n);
+  // Into the scratch buffer, then appended: the connection's buffer is not grown while waiting.
+  char* const scratch = detail::scratch();
+  const std::size_t n =
+      co_await detail::RecvOperation(*state_, {scratch, detail::scratch_size}, false);
+  state_->in.append(std::string_view(scratch, n));
   co_return n > 0;
-}
-
-Task<std::string> Connection::read_exact(std::size_t n) {
-  auto& in = state_->in;
-  const CallDeadline deadline(*state_);
-  while (in.size() < n) {
-    if (!co_await receive_more()) {
-      throw_error(errc::connection_broken, "read_exact",
-                  "(got " + std::to_string(in.size()) + " of " + std::to_string(n) + " bytes)");
-    }
-  }
-  std::string out(in.data(), n);
-  in.consume(n);
-  in.release();
-  co_return out;
-}
-
-Task<std::string> Connection::readline(std::size_t max_len) {
-  auto& in = state_->in;
-  const CallDeadline deadline(*state_);
-  std::size_t searched = 0;  // bytes known to hold no '\n': no quadratic rescans
-  for (;;) {
-    const auto view = in.view();
-    const auto limit = std::min(view.size(), max_len);
-    if (searched < limit) {
-      if (const auto* nl = static_cast<const char*>(
-              std::memchr(view.data() + searched, '\n', limit - searched))) {
-        std::string line(view.data(), static_cast<std::size_t>(nl - view.data()) + 1);
-        in.consume(line.size());
-        in.release();
-        co_return line;
-      }
-    }
-    if (view.size() >= max_len) {
-      throw_error(errc::line_too_long, "readline",
-                  "(no newline within " + std::to_string(max_len) + " bytes)");
-    }
-    searched = view.size();
-    if (!co_await receive_more()) {  // EOF: the last line may lack its '\n'
-      std::string rest(in.view());
-      in.consume(rest.size());
-      in.release();
-      co_return rest;
-    }
-  }
-}
-
-Task<std::optional<std::string>> Connection::read_frame(const Codec& codec) {
-  auto& in = state_->in;
-  if (state_->eof && in.empty()) co_return std::nullopt;
-  const CallDeadline deadline(*state_);
-  std::size_t scanned = 0;
-  for (;;) {
-    if (const auto frame = codec.parse(in.view(), scanned)) {
-      std::string message = frame->message(in.view());
-      in.consume(frame->wire_size);
-      in.release();
-      co_return message;
-    }
-    if (!co_await receive_more()) {
-      const auto frame = codec.parse_eof(in.view());  // throws for a partial frame
-      std::optional<std::string> message;
-      if (frame) message.emplace(frame->message(in.view()));
-      in.consume(in.size());
-      in.release();
-      co_return message;
-    }
-  }
 }
 
 Task<void> Connection::write_frame(const Codec& codec, std::string_view message) {

@@ -26,6 +26,7 @@
 #pragma once
 
 #include <sockserv/address.hpp>
+#include <sockserv/aio/detail/connection_ops.hpp>
 #include <sockserv/aio/event_loop.hpp>
 #include <sockserv/buffer.hpp>
 #include <sockserv/framing.hpp>
@@ -44,131 +45,6 @@
 #include <string_view>
 
 namespace sockserv::aio {
-
-class Connection;
-
-namespace detail {
-
-// A connection's state, on the heap so its address stays fixed while the loop refers to it.
-struct ConnectionState : IoState {
-  static constexpr auto no_deadline = Clock::time_point::max();
-  Socket sock;
-  Buffer in;  // bytes received by readline/read_exact/read_frame, not yet used
-  // Per operation; negative: none (a Timeout, without the optional's 8 more bytes: every held
-  // connection pays for each field here).
-  std::chrono::nanoseconds timeout{-1};
-  // The deadline of the buffered read in progress (readline, read_exact, read_frame): the whole
-  // call must finish within one timeout, so a peer trickling a byte a second is cut off.
-  Clock::time_point call_deadline = no_deadline;
-  std::uint64_t bytes_in = 0;
-  std::uint64_t bytes_out = 0;
-  ServerStats* stats = nullptr;  // the server's, credited with the byte counts at close
-  // Set by the server from a PROXY header; a pointer, as most connections never have one.
-  std::unique_ptr<Address> peer_override;
-  bool eof = false;  // a read has seen the end of the stream
-};
-
-// The common part of the awaitable operations: suspend on the connection's descriptor until
-// perform() completes, with the connection's timeout and the task's cancellation.
-class IoOperation : protected IoWaiter {
- public:
-  IoOperation(ConnectionState& c, bool reading) noexcept {
-    state = &c;
-    is_reader = reading;
-  }
-  // Movable until it is awaited (with_timeout takes awaitables by value).
-  IoOperation(IoOperation&& other) noexcept : IoWaiter() {
-    state = other.state;
-    is_reader = other.is_reader;
-    perform = other.perform;
-  }
-  IoOperation(const IoOperation&) = delete;
-  IoOperation& operator=(const IoOperation&) = delete;
-  ~IoOperation() { EventLoop::forget_wait(*this); }
-
-  bool await_ready() const noexcept { return false; }
-  template <class Promise>
-  bool await_suspend(std::coroutine_handle<Promise> h) {
-    handle = h;
-    cancel = cancel_state_of(h);
-    return begin();
-  }
-
- protected:
-  // Tries once, then registers the wait. False: complete now (or cancelled), do not suspend.
-  bool begin();
-  // Throws for a timeout, a cancellation or the syscall's error.
-  void check(std::string_view operation) const;
-  ConnectionState& conn() const noexcept { return static_cast<ConnectionState&>(*state); }
-
-  int sys_error_ = 0;
-};
-
-// Waits for readiness only (connect completion).
-class WaitOperation : public IoOperation {
- public:
-  WaitOperation(ConnectionState& c, bool reading) noexcept : IoOperation(c, reading) {}
-  void await_resume() { check(is_reader ? "wait readable" : "wait writable"); }
-};
-
-class RecvOperation : public IoOperation {
- public:
-  // use_buffered: serve bytes already in the connection's read buffer first (recv_into);
-  // false: always receive new bytes (the buffered readers' receive_more()).
-  RecvOperation(ConnectionState& c, std::span<char> into, bool use_buffered) noexcept;
-  std::size_t await_resume() {
-    check("recv");
-    return received_;
-  }
-
- private:
-  static bool attempt(IoWaiter& self);
-  std::span<char> into_;
-  std::size_t received_ = 0;
-  bool use_buffered_;
-};
-
-class RecvStringOperation : public IoOperation {
- public:
-  RecvStringOperation(ConnectionState& c, std::size_t max) noexcept;
-  std::string await_resume() {
-    check("recv");
-    return std::move(data_);
-  }
-
- private:
-  static bool attempt(IoWaiter& self);
-  std::size_t max_;
-  std::string data_;
-};
-
-// recv() into a caller's string, reusing its capacity: no allocation per message once the string
-// has grown to the messages' size.
-class RecvToStringOperation : public IoOperation {
- public:
-  RecvToStringOperation(ConnectionState& c, std::string& into, std::size_t max) noexcept;
-  std::size_t await_resume() {
-    check("recv");
-    return into_->size();
-  }
-
- private:
-  static bool attempt(IoWaiter& self);
-  std::uint32_t max_;
-  std::string* into_;
-};
-
-class SendOperation : public IoOperation {
- public:
-  SendOperation(ConnectionState& c, std::string_view data) noexcept;
-  void await_resume() { check("sendall"); }
-
- private:
-  static bool attempt(IoWaiter& self);
-  std::string_view rest_;
-};
-
-}  // namespace detail
 
 class Connection {
  public:
@@ -211,11 +87,11 @@ class Connection {
   // One recv() into `buffer` (zero copies): the byte count, 0 when the peer closed.
   detail::RecvOperation recv_into(std::span<char> buffer);
   // Exactly n bytes; ConnectionError(errc::connection_broken) if the peer closes first.
-  Task<std::string> read_exact(std::size_t n);
+  detail::ReadExactOperation read_exact(std::size_t n) { return {*state_, n}; }
   // One line including '\n' (the last may lack it), "" at EOF; errc::line_too_long past max_len.
-  Task<std::string> readline(std::size_t max_len = 65536);
+  detail::ReadlineOperation readline(std::size_t max_len = 65536) { return {*state_, max_len}; }
   // The next message of `codec`'s format; nullopt when the peer closed between messages.
-  Task<std::optional<std::string>> read_frame(const Codec& codec);
+  detail::ReadFrameOperation read_frame(const Codec& codec) { return {*state_, codec}; }
 
   // --- Writing
   // ------------------------------------------------------------------------------------- Sends all

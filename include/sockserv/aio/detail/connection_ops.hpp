@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: MIT
+// Internal: a connection's state and the awaitable operations Connection returns. Not part of the
+// API: the names may change in any release. Each operation is a plain awaitable, not a
+// coroutine: awaiting one allocates nothing, and it lives in the frame of the coroutine that
+// awaits it (which an idle connection keeps), so they are kept small.
+#pragma once
+
+#include <sockserv/address.hpp>
+#include <sockserv/aio/detail/io_state.hpp>
+#include <sockserv/aio/event_loop.hpp>
+#include <sockserv/buffer.hpp>
+#include <sockserv/framing.hpp>
+#include <sockserv/socket.hpp>
+#include <sockserv/stats.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace sockserv::aio {
+namespace detail {
+
+// A connection's state, on the heap so its address stays fixed while the loop refers to it.
+struct ConnectionState : IoState {
+  static constexpr auto no_deadline = Clock::time_point::max();
+  Socket sock;
+  Buffer in;  // bytes received by readline/read_exact/read_frame, not yet used
+  // Per operation; negative: none (a Timeout, without the optional's 8 more bytes: every held
+  // connection pays for each field here).
+  std::chrono::nanoseconds timeout{-1};
+  // The deadline of the buffered read in progress (readline, read_exact, read_frame): the whole
+  // call must finish within one timeout, so a peer trickling a byte a second is cut off.
+  Clock::time_point call_deadline = no_deadline;
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+  ServerStats* stats = nullptr;  // the server's, credited with the byte counts at close
+  // Set by the server from a PROXY header; a pointer, as most connections never have one.
+  std::unique_ptr<Address> peer_override;
+  bool eof = false;  // a read has seen the end of the stream
+};
+
+// The common part of the awaitable operations: suspend on the connection's descriptor until
+// perform() completes, with the connection's timeout and the task's cancellation.
+class IoOperation : protected IoWaiter {
+ public:
+  IoOperation(ConnectionState& c, bool reading) noexcept {
+    state = &c;
+    is_reader = reading;
+  }
+  // Movable until it is awaited (with_timeout takes awaitables by value).
+  IoOperation(IoOperation&& other) noexcept : IoWaiter() {
+    state = other.state;
+    is_reader = other.is_reader;
+    perform = other.perform;
+  }
+  IoOperation(const IoOperation&) = delete;
+  IoOperation& operator=(const IoOperation&) = delete;
+  ~IoOperation() { EventLoop::forget_wait(*this); }
+
+  bool await_ready() const noexcept { return false; }
+  template <class Promise>
+  bool await_suspend(std::coroutine_handle<Promise> h) {
+    handle = h;
+    cancel = cancel_state_of(h);
+    return begin();
+  }
+
+ protected:
+  // Tries once, then registers the wait. False: complete now (or cancelled), do not suspend.
+  bool begin();
+  // Throws for a timeout, a cancellation or the syscall's error.
+  void check(std::string_view operation) const;
+  ConnectionState& conn() const noexcept { return static_cast<ConnectionState&>(*state); }
+
+  int sys_error_ = 0;
+};
+
+// Waits for readiness only (connect completion).
+class WaitOperation : public IoOperation {
+ public:
+  WaitOperation(ConnectionState& c, bool reading) noexcept : IoOperation(c, reading) {}
+  void await_resume() { check(is_reader ? "wait readable" : "wait writable"); }
+};
+
+class RecvOperation : public IoOperation {
+ public:
+  // use_buffered: serve bytes already in the connection's read buffer first (recv_into);
+  // false: always receive new bytes (the buffered readers' receive_more()).
+  RecvOperation(ConnectionState& c, std::span<char> into, bool use_buffered) noexcept;
+  std::size_t await_resume() {
+    check("recv");
+    return received_;
+  }
+
+ private:
+  static bool attempt(IoWaiter& self);
+  std::span<char> into_;
+  std::size_t received_ = 0;
+  bool use_buffered_;
+};
+
+class RecvStringOperation : public IoOperation {
+ public:
+  RecvStringOperation(ConnectionState& c, std::size_t max) noexcept;
+  std::string await_resume() {
+    check("recv");
+    return std::move(data_);
+  }
+
+ private:
+  static bool attempt(IoWaiter& self);
+  std::size_t max_;
+  std::string data_;
+};
+
+// recv() into a caller's string, reusing its capacity: no allocation per message once the string
+// has grown to the messages' size.
+class RecvToStringOperation : public IoOperation {
+ public:
+  RecvToStringOperation(ConnectionState& c, std::string& into, std::size_t max) noexcept;
+  std::size_t await_resume() {
+    check("recv");
+    return into_->size();
+  }
+
+ private:
+  static bool attempt(IoWaiter& self);
+  std::uint32_t max_;
+  std::string* into_;
+};
+
+class SendOperation : public IoOperation {
+ public:
+  SendOperation(ConnectionState& c, std::string_view data) noexcept;
+  void await_resume() { check("sendall"); }
+
+ private:
+  static bool attempt(IoWaiter& self);
+  std::string_view rest_;
+};
+
+// The buffered reads (readline, read_exact, read_frame): one operation that receives into the
+// connection's buffer until its message is there - no coroutine frame per call. While it waits
+// with an empty buffer the buffer is freed (receives go through the thread's scratch buffer), so
+// an idle connection owns none. The whole call has one deadline: the wait registered when it
+// begins, with the connection's timeout, lasts until the message is complete.
+class BufferedReadOperation : public IoOperation {
+ protected:
+  // Takes the message from the buffer if it is complete (at_eof: the peer has closed, take what
+  // there is or throw); true when the operation is over.
+  using Take = bool (*)(BufferedReadOperation& self, Buffer& in, bool at_eof);
+  BufferedReadOperation(ConnectionState& c, Take take) noexcept
+      : IoOperation(c, true), take_(take) {
+    perform = &BufferedReadOperation::attempt;
+  }
+  // Throws what check() throws, then what the parsing threw.
+  void finish(std::string_view operation) const;
+
+ private:
+  static bool attempt(IoWaiter& self);
+  Take take_;
+  std::exception_ptr failure_;
+};
+
+class ReadlineOperation : public BufferedReadOperation {
+ public:
+  ReadlineOperation(ConnectionState& c, std::size_t max_len) noexcept
+      : BufferedReadOperation(c, &ReadlineOperation::take), max_len_(max_len) {}
+  std::string await_resume() {
+    finish("readline");
+    return std::move(line_);
+  }
+
+ private:
+  static bool take(BufferedReadOperation& self, Buffer& in, bool at_eof);
+  std::size_t max_len_;
+  std::size_t searched_ = 0;  // bytes known to hold no '\n': no quadratic rescans
+  std::string line_;
+};
+
+class ReadExactOperation : public BufferedReadOperation {
+ public:
+  ReadExactOperation(ConnectionState& c, std::size_t n) noexcept
+      : BufferedReadOperation(c, &ReadExactOperation::take), n_(n) {}
+  std::string await_resume() {
+    finish("read_exact");
+    return std::move(data_);
+  }
+
+ private:
+  static bool take(BufferedReadOperation& self, Buffer& in, bool at_eof);
+  std::size_t n_;
+  std::string data_;
+};
+
+class ReadFrameOperation : public BufferedReadOperation {
+ public:
+  ReadFrameOperation(ConnectionState& c, const Codec& codec) noexcept
+      : BufferedReadOperation(c, &ReadFrameOperation::take), codec_(&codec) {}
+  std::optional<std::string> await_resume() {
+    finish("read_frame");
+    return std::move(message_);
+  }
+
+ private:
+  static bool take(BufferedReadOperation& self, Buffer& in, bool at_eof);
+  const Codec* codec_;
+  std::size_t scanned_ = 0;
+  std::optional<std::string> message_;
+};
+
+}  // namespace detail
+
+}  // namespace sockserv::aio
