@@ -248,6 +248,36 @@ void reset(Socket& sock) {
   sock.close();
 }
 
+// An idle connection owns no read buffer: a readline() that waits with nothing pending holds
+// none, while one waiting for the rest of a line keeps the part it has.
+TEST(ConnectionMemoryTest, ReadlineWaitingWithNothingPendingHoldsNoBuffer) {
+  auto [mine, peer] = socketpair();
+  EventLoop loop;
+  Connection* reader = nullptr;
+  std::vector<std::size_t> capacities;  // while the reader waits
+  peer.sendall("first\nsecond-");
+  loop.call_later(50ms, [&] {
+    capacities.push_back(reader->read_buffer().capacity());  // waiting for the rest of "second"
+    peer.sendall("part\n");
+  });
+  loop.call_later(100ms, [&] {
+    capacities.push_back(reader->read_buffer().capacity());  // waiting with nothing pending
+    peer.sendall("third\n");
+  });
+  auto task = [&reader](Socket sock) -> Task<std::vector<std::string>> {
+    Connection conn(std::move(sock));
+    reader = &conn;
+    std::vector<std::string> lines;
+    for (int i = 0; i < 3; ++i) lines.push_back(co_await conn.readline());
+    co_return lines;
+  };
+  const auto lines = loop.run_until_complete(task(std::move(mine)));
+  EXPECT_EQ(lines, (std::vector<std::string>{"first\n", "second-part\n", "third\n"}));
+  ASSERT_EQ(capacities.size(), 2U);
+  EXPECT_GT(capacities[0], 0U);
+  EXPECT_EQ(capacities[1], 0U) << "an idle readline() kept its buffer";
+}
+
 TEST(ConnectionErrorTest, PeerResetMakesRecvThrowConnectionError) {
   auto [mine, peer] = test::tcp_pair();
   EventLoop loop;

@@ -14,7 +14,10 @@
 // completes only when the kernel has taken every byte: a coroutine cannot produce faster than
 // its peer reads, so a slow reader never makes the server buffer without bound (backpressure).
 // Reads that need a buffer (readline, read_exact, read_frame) keep one while bytes are pending
-// and give it back when it empties: an idle connection owns no read buffer.
+// and give it back before they wait with it empty: an idle connection owns no read buffer.
+// Operations are plain awaitables (not coroutines): awaiting one allocates nothing. Await them
+// where they are made, or hand them to with_timeout(); a buffered read's timeout covers the
+// whole call, so a peer trickling a byte at a time cannot keep a readline() going.
 //
 // Errors and limits are the sockets layer's: TimeoutError after settimeout(), ConnectionError
 // when the peer resets, SocketError(errc::line_too_long / frame_too_large) past a limit, and
