@@ -312,11 +312,13 @@ void EventLoop::remove_io(IoState& state) noexcept {
 }
 
 void EventLoop::update_interest(IoState& state) {
-  if (!reactor_->level_only() || state.on_ready) return;
+  if (state.on_ready) return;
+  const bool writes_on_demand = state.edge_triggered && reactor_->writes_on_demand();
+  if (!reactor_->level_only() && !writes_on_demand) return;
   const unsigned want =
       (state.reader ? detail::io_read : 0u) | (state.writer ? detail::io_write : 0u);
-  // Always told, even when the interest is unchanged: io_uring's polls are one-shot and must be
-  // re-armed after each report (poll's update is a cheap store).
+  // Always told, even when the interest is unchanged: one-shot polls must be re-armed after
+  // each report (poll's update is a cheap store).
   state.interest = want;
   (void)reactor_->update(state);
 }
@@ -392,7 +394,7 @@ bool EventLoop::wait_io(IoWaiter& waiter, std::optional<Clock::time_point> deadl
 void EventLoop::dispatch(IoState& state, unsigned events) {
   if (state.on_ready) {
     state.on_ready(state, events, *this);
-    if (reactor_->level_only()) (void)reactor_->update(state);  // re-arm one-shot backends
+    reactor_->rearm(state);
     return;
   }
   const bool had_waiter = state.reader || state.writer;

@@ -30,6 +30,12 @@ class Reactor {
   virtual std::error_code wait(int timeout_ms, std::vector<ReadyIo>& out) noexcept = 0;
   // Whether interest must follow the waiters (true for poll: it has no edge-triggered mode).
   virtual bool level_only() const noexcept = 0;
+  // After a level-triggered state's report was handled: a backend whose polls are one-shot
+  // arms the next one here.
+  virtual void rearm(IoState& state) noexcept { (void)state; }
+  // True when an edge-triggered state reports writability only while a writer waits: the loop
+  // then calls update() with the state's interest as its waiters change.
+  virtual bool writes_on_demand() const noexcept { return false; }
 };
 
 std::unique_ptr<Reactor> make_epoll_reactor();
