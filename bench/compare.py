@@ -65,6 +65,9 @@ def servers(build, nproc):
          mode("async", "--threads", str(nproc), "--listener-per-loop")),
         ("sockserv async ×1, --timeout 60", [tool, "serve", "--mode", "async", "--threads", "1",
                                              "--handler", "echo", "--tcp", "127.0.0.1:0"]),
+        # The io_uring backend against the default epoll one (env execs the server: same PID).
+        ("sockserv async ×1, io_uring",
+         ["env", "SOCKSERV_POLLER=io_uring", *mode("async", "--threads", "1")]),
         ("Asio (coroutines)", [os.path.join(peers, "asio_echo"), "0"]),
         ("libuv", [os.path.join(peers, "libuv_echo"), "0"]),
         ("thread per connection", [os.path.join(peers, "thread_per_conn_echo"), "0"]),

@@ -31,7 +31,7 @@ class PeerAddress {
       std::memcpy(bytes_, address.data(), length_);
     } else {
       auto* heap = new Address(address);
-      std::memcpy(bytes_, &heap, sizeof heap);
+      std::memcpy(bytes_, &heap, sizeof(Address*));  // NOLINT(bugprone-sizeof-expression)
     }
   }
   PeerAddress(const PeerAddress&) = delete;
@@ -50,12 +50,12 @@ class PeerAddress {
   bool is_short() const noexcept { return length_ <= sizeof(bytes_); }
   Address* long_form() const noexcept {
     Address* heap = nullptr;
-    std::memcpy(&heap, bytes_, sizeof heap);
+    std::memcpy(&heap, bytes_, sizeof(Address*));  // NOLINT(bugprone-sizeof-expression)
     return heap;
   }
   // A sockaddr_in6 (which fits a sockaddr_in) or the pointer to a longer address; bytes, so
   // that the length packs next to them.
-  unsigned char bytes_[sizeof(sockaddr_in6)];
+  unsigned char bytes_[sizeof(sockaddr_in6)] = {};
   socklen_t length_;
 };
 
@@ -208,7 +208,7 @@ Task<void> AsyncServerBase::wait_for_capacity() {
 }
 
 void AsyncServerBase::report_task_error(const Address& client_address,
-                                        std::exception_ptr error) noexcept {
+                                        const std::exception_ptr& error) noexcept {
   try {
     std::rethrow_exception(error);
   } catch (const TimeoutError& e) {
@@ -252,7 +252,8 @@ void AsyncServerBase::server_close() {
 
 void AsyncServerBase::handle_error(const Address& client_address, std::exception_ptr error) {
   sys::report_exception(
-      "Exception occurred during processing of request from " + client_address.to_string(), error);
+      "Exception occurred during processing of request from " + client_address.to_string(),
+      std::move(error));
 }
 
 void AsyncServerBase::serve_forever() {
@@ -358,7 +359,9 @@ void AsyncServerBase::start_task(Worker& w, const Address& client_address, MakeT
   ServerStats::add(stats.active);
 }
 
-void AsyncServerBase::finish_task(CancelState& state, std::exception_ptr error) noexcept {
+// (`error` by value: the signature of CancelState::on_root_done.)
+void AsyncServerBase::finish_task(CancelState& state,
+                                  std::exception_ptr error) noexcept {  // NOLINT(performance-*)
   auto* record = static_cast<Worker::Record*>(&state);
   Worker& w = *record->worker;
   AsyncServerBase& self = *w.server;

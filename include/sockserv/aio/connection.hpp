@@ -65,8 +65,8 @@ class Connection {
   // The peer's address (Python's client_address): the real client's when the server read a
   // PROXY protocol header.
   Address peer_address() const;
-  void set_peer_address(Address address) {
-    state_->peer_override = std::make_unique<Address>(std::move(address));
+  void set_peer_address(const Address& address) {
+    state_->peer_override = std::make_unique<Address>(address);
   }
 
   // Each later operation may wait at most `timeout` (nullopt: no limit), then TimeoutError.

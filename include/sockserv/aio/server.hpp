@@ -110,7 +110,7 @@ class AsyncServerBase {
   Task<void> wait_for_capacity();
   // Exception boundary of a request task: a cancellation is quiet, a timeout is counted and
   // logged, anything else goes to handle_error.
-  void report_task_error(const Address& client_address, std::exception_ptr error) noexcept;
+  void report_task_error(const Address& client_address, const std::exception_ptr& error) noexcept;
   // Sets the server's options (keepalive, ...) on a socket it receives from.
   virtual void apply_socket_options(Socket&) {}
   // Makes a bound socket ready to receive (listen() for streams) and applies the options.
