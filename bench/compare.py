@@ -67,7 +67,7 @@ def servers(build, nproc):
                                              "--handler", "echo", "--tcp", "127.0.0.1:0"]),
         # The io_uring backend against the default epoll one (env execs the server: same PID).
         ("sockserv async ×1, io_uring",
-         ["env", "SOCKSERV_POLLER=io_uring", *mode("async", "--threads", "1")]),
+         ["/usr/bin/env", "SOCKSERV_POLLER=io_uring", *mode("async", "--threads", "1")]),
         ("Asio (coroutines)", [os.path.join(peers, "asio_echo"), "0"]),
         ("libuv", [os.path.join(peers, "libuv_echo"), "0"]),
         ("thread per connection", [os.path.join(peers, "thread_per_conn_echo"), "0"]),
@@ -507,8 +507,9 @@ def main():
         sys.exit("compare.py: needs two CPUs (server on CPU 0, load generator on CPU 1)")
     server_list = []
     for name, command in servers(args.build_dir, os.cpu_count()):
-        if not (os.access(command[0], os.X_OK)):
-            print(f"compare.py: skipping {name}: {command[0]} not built", file=sys.stderr)
+        program = command[2] if command[0] == "/usr/bin/env" else command[0]
+        if not (os.access(program, os.X_OK)):
+            print(f"compare.py: skipping {name}: {program} not built", file=sys.stderr)
             continue
         if args.only and name != CEILING and not any(
                 s.strip().lower() in name.lower() for s in args.only.split(",")):
