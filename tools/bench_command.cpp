@@ -48,16 +48,6 @@
 namespace sockserv::tool {
 namespace {
 
-std::chrono::nanoseconds to_duration(double seconds) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Seconds(seconds));
-}
-
-std::string fixed(double value, int decimals) {
-  char text[64];
-  std::snprintf(text, sizeof text, "%.*f", decimals, value);
-  return text;
-}
-
 // ---- The server's side, from /proc ------------------------------------------------------------
 
 // CPU time is summed per thread, in nanoseconds, from /proc/PID/task/TID/schedstat: the utime and

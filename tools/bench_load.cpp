@@ -16,12 +16,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <span>
 
 namespace sockserv::tool {
-namespace {
 
 std::chrono::nanoseconds to_duration(double seconds) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Seconds(seconds));
@@ -32,6 +32,8 @@ std::string fixed(double value, int decimals) {
   std::snprintf(text, sizeof text, "%.*f", decimals, value);
   return text;
 }
+
+namespace {
 
 constexpr std::size_t pattern_period = 251;  // prime: never in step with a message size
 constexpr std::size_t max_io = 256 * 1024;   // the largest single send() or recv()

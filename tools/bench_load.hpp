@@ -24,6 +24,11 @@ namespace sockserv::tool {
 using Clock = std::chrono::steady_clock;
 using Seconds = std::chrono::duration<double>;
 
+// Seconds as a duration, and as text with `decimals` digits after the point (shared by the
+// generator and its report).
+std::chrono::nanoseconds to_duration(double seconds);
+std::string fixed(double value, int decimals);
+
 struct BenchOptions {
   std::string address;
   std::size_t connections = 50;

@@ -52,6 +52,24 @@ ssize_t recv_to_scratch(ConnectionState& c, std::size_t max) noexcept {
   return receive_some(c, {scratch(), std::min(max, scratch_size)});
 }
 
+// The string-returning receives: at most `max` bytes of what is buffered, else of one recv()
+// (through the scratch buffer), into `out`. Returns 0, EAGAIN (wait) or the recv() error.
+int receive_string(ConnectionState& c, std::string& out, std::size_t max) {
+  if (!c.in.empty()) {
+    const auto take = std::min(c.in.size(), max);
+    out.assign(c.in.data(), take);
+    c.in.consume(take);
+    c.in.release();
+    return 0;
+  }
+  const auto n = recv_to_scratch(c, max);
+  if (n >= 0) {
+    out.assign(scratch(), static_cast<std::size_t>(n));
+    return 0;
+  }
+  return sys::would_block(errno) ? EAGAIN : errno;
+}
+
 // What a buffered read receives at a time straight into a connection's buffer.
 constexpr std::size_t buffered_chunk = 16384;
 
@@ -100,20 +118,12 @@ bool RecvOperation::attempt(IoWaiter& self) {
     in.release();
     return true;
   }
-  auto& io = op.conn();
-  if (!io.maybe_readable && !io.read_closed) return false;  // nothing since a short read
-  const auto n = recv_some(op.conn().sock.fileno(), op.into_.data(), op.into_.size());
+  const auto n = receive_some(op.conn(), op.into_);
   if (n >= 0) {
     op.received_ = static_cast<std::size_t>(n);
-    op.conn().bytes_in += op.received_;
-    if (n == 0) op.conn().eof = true;
-    if (n > 0 && op.received_ < op.into_.size()) io.maybe_readable = false;
     return true;
   }
-  if (sys::would_block(errno)) {
-    io.maybe_readable = false;
-    return false;
-  }
+  if (sys::would_block(errno)) return false;
   op.sys_error_ = errno;
   return true;
 }
@@ -125,21 +135,9 @@ RecvStringOperation::RecvStringOperation(ConnectionState& c, std::size_t max) no
 
 bool RecvStringOperation::attempt(IoWaiter& self) {
   auto& op = static_cast<RecvStringOperation&>(self);
-  auto& in = op.conn().in;
-  if (!in.empty()) {
-    const auto take = std::min(in.size(), op.max_);
-    op.data_.assign(in.data(), take);
-    in.consume(take);
-    in.release();
-    return true;
-  }
-  const auto n = recv_to_scratch(op.conn(), op.max_);
-  if (n >= 0) {
-    op.data_.assign(scratch(), static_cast<std::size_t>(n));
-    return true;
-  }
-  if (sys::would_block(errno)) return false;
-  op.sys_error_ = errno;
+  const int error = receive_string(op.conn(), op.data_, op.max_);
+  if (error == EAGAIN) return false;
+  op.sys_error_ = error;
   return true;
 }
 
@@ -153,26 +151,14 @@ RecvToStringOperation::RecvToStringOperation(ConnectionState& c, std::string& in
 
 bool RecvToStringOperation::attempt(IoWaiter& self) {
   auto& op = static_cast<RecvToStringOperation&>(self);
-  auto& in = op.conn().in;
-  if (!in.empty()) {
-    const auto take = std::min<std::size_t>(in.size(), op.max_);
-    op.into_->assign(in.data(), take);
-    in.consume(take);
-    in.release();
-    return true;
-  }
-  const auto n = recv_to_scratch(op.conn(), op.max_);
-  if (n >= 0) {
-    op.into_->assign(scratch(), static_cast<std::size_t>(n));
-    return true;
-  }
-  if (sys::would_block(errno)) {
+  const int error = receive_string(op.conn(), *op.into_, op.max_);
+  if (error == EAGAIN) {
     // About to wait, maybe for long: an idle connection keeps no buffer, not even the caller's
     // (one small allocation per wait buys that; a busy connection rarely waits).
     std::string().swap(*op.into_);
     return false;
   }
-  op.sys_error_ = errno;
+  op.sys_error_ = error;
   return true;
 }
 

@@ -94,12 +94,7 @@ class AsyncServe {
   std::optional<int> status_;
 };
 
-Socket connect_to(const Address& address) {
-  Socket sock(address.family(), SOCK_STREAM);
-  sock.settimeout(10s);
-  sock.connect(address);
-  return sock;
-}
+using test::connect_to;
 
 std::string recv_to_eof(Socket& sock) {
   std::string all;

@@ -32,12 +32,7 @@ using SteadyClock = std::chrono::steady_clock;
 using test::eventually;
 using test::Serving;
 
-Socket connect_to(const Address& address) {
-  Socket sock(address.family(), SOCK_STREAM);
-  sock.settimeout(5s);
-  sock.connect(address);
-  return sock;
-}
+Socket connect_to(const Address& address) { return test::connect_to(address, 5s); }
 
 // Counts handlers that started and handlers whose frame was destroyed (however they ended).
 struct Census {

@@ -34,15 +34,7 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-std::string recv_line(Socket& sock) {
-  std::string line;
-  while (line.empty() || line.back() != '\n') {
-    const std::string byte = sock.recv(1);
-    if (byte.empty()) break;
-    line += byte;
-  }
-  return line;
-}
+using test::recv_line;
 
 std::string round_trip(const Address& address, const std::string& line) {
   Socket s = create_connection(address, 5s);

@@ -66,15 +66,7 @@ double cpu_share(pid_t pid, std::chrono::milliseconds window) {
   return used / std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-std::string recv_line(Socket& sock) {
-  std::string line;
-  while (line.empty() || line.back() != '\n') {
-    const std::string byte = sock.recv(1);
-    if (byte.empty()) break;
-    line += byte;
-  }
-  return line;
-}
+using test::recv_line;
 
 // recv_line(), with `context` (the server's log) in the failure when the connection fails.
 std::string reply(Socket& sock, const std::string& context) {

@@ -84,15 +84,7 @@ std::size_t count_threads() {
   return n;
 }
 
-std::string recv_line(Socket& sock) {
-  std::string line;
-  while (line.empty() || line.back() != '\n') {
-    const std::string byte = sock.recv(1);
-    if (byte.empty()) break;
-    line += byte;
-  }
-  return line;
-}
+using test::recv_line;
 
 // Reads until EOF or a reset; true when the server ended the connection within the timeout.
 bool ended_by_server(Socket& sock) {
@@ -107,11 +99,7 @@ bool ended_by_server(Socket& sock) {
   }
 }
 
-Socket connect_to(const Address& address) {
-  Socket s = create_connection(address, 10s);
-  s.settimeout(10s);
-  return s;
-}
+using test::connect_to;
 
 template <class Server>
 class FaultTest : public testing::Test {

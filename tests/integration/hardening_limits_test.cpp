@@ -130,17 +130,9 @@ aio::ConnectionHandler async_greeting_handler(Concurrency& c) {
 }
 
 // One line from `sock`, each recv bounded by the socket's timeout.
-std::string recv_line(Socket& sock) {
-  std::string line;
-  while (line.empty() || line.back() != '\n') {
-    const std::string byte = sock.recv(1);
-    if (byte.empty()) break;
-    line += byte;
-  }
-  return line;
-}
+using test::recv_line;
 
-Socket connect_to(const Address& address) { return create_connection(address, 10s); }
+using test::connect_to;
 
 // True when `client` has been greeted within `wait` (consumes the greeting).
 bool greeted(Socket& client, std::chrono::milliseconds wait) {

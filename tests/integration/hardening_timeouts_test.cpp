@@ -118,15 +118,7 @@ class ModeServer {
   std::thread thread_;
 };
 
-std::string recv_line(Socket& sock) {
-  std::string line;
-  while (line.empty() || line.back() != '\n') {
-    const std::string byte = sock.recv(1);
-    if (byte.empty()) break;
-    line += byte;
-  }
-  return line;
-}
+using test::recv_line;
 
 template <class Pred>
 bool eventually(Pred pred, std::chrono::milliseconds limit = 5s) {

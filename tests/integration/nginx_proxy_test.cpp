@@ -48,15 +48,7 @@ std::uint16_t free_port() {
   return s.getsockname().port();
 }
 
-std::string recv_line(Socket& sock) {
-  std::string line;
-  while (line.empty() || line.back() != '\n') {
-    const std::string byte = sock.recv(1);
-    if (byte.empty()) break;
-    line += byte;
-  }
-  return line;
-}
+using test::recv_line;
 
 // A `sockserv serve` backend; address() from its banner.
 struct Backend {

@@ -107,6 +107,23 @@ std::string unique_abstract_name() {
   return "sockserv-test-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
 }
 
+Socket connect_to(const Address& address, std::chrono::milliseconds timeout) {
+  Socket sock(address.family(), SOCK_STREAM);
+  sock.settimeout(timeout);
+  sock.connect(address);
+  return sock;
+}
+
+std::string recv_line(Socket& sock) {
+  std::string line;
+  while (line.empty() || line.back() != '\n') {
+    const std::string byte = sock.recv(1);
+    if (byte.empty()) break;
+    line += byte;
+  }
+  return line;
+}
+
 std::pair<Socket, Socket> tcp_pair() {
   ServerOptions options;
   options.backlog = 1;

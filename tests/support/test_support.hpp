@@ -69,6 +69,13 @@ std::string unique_abstract_name();
 // A connected TCP pair over 127.0.0.1: {client, server side of accept()}.
 std::pair<Socket, Socket> tcp_pair();
 
+// A client connected to `address` (any stream family), with `timeout` for every later call.
+Socket connect_to(const Address& address,
+                  std::chrono::milliseconds timeout = std::chrono::seconds(10));
+// One line up to and including '\n', a byte at a time (so nothing after it is consumed); what
+// came before EOF if the peer closed first.
+std::string recv_line(Socket& sock);
+
 // The number of open descriptors of this process (entries in /proc/self/fd).
 std::size_t count_open_fds();
 
