@@ -169,6 +169,29 @@ TEST(AsyncServerErrorTest, DefaultHandleErrorWritesTheClientAddressToStderr) {
   EXPECT_NE(text.find("handler failed on purpose"), std::string::npos) << text;
 }
 
+// listener_per_loop needs SO_REUSEPORT on the server's socket; an adopted one without it cannot
+// be joined, and the loops share it instead, with a warning - serving goes on.
+TEST(AsyncServerErrorTest, ListenerPerLoopThatCannotJoinTheSocketSharesItAndSaysSo) {
+  CapturedStderr captured;
+  {
+    Socket bound(AF_INET, SOCK_STREAM);  // no SO_REUSEPORT: no other socket may join its port
+    bound.bind(test::loopback4());
+    bound.listen(16);
+    AsyncTCPServer server(test::loopback4(), echo_or_fail, false);
+    server.threads = 2;
+    server.listener_per_loop = true;
+    server.adopt_socket(std::move(bound));
+    Serving serving(server);
+    for (int i = 0; i < 4; ++i) {
+      auto client = connect_to(server.server_address);
+      client.sendall("hi\n");
+      EXPECT_EQ(client.recv_exact(3), "hi\n");
+    }
+  }
+  const std::string text = captured.text();
+  EXPECT_NE(text.find("share the server's socket"), std::string::npos) << text;
+}
+
 // ---- verify_request ----------------------------------------------------------------------------
 
 class RefusingServer : public AsyncTCPServer {
