@@ -97,6 +97,23 @@ Address inet_address(int family, const char* addr, const char* port) {
   return Address(reinterpret_cast<const sockaddr*>(&sin6), sizeof sin6);
 }
 
+// A v2 AF_UNIX address field: sun_path's 108 bytes, NUL-padded. A leading NUL starts a Linux
+// abstract name (HAProxy's "abns@"), whose padding is dropped. A path filling all 108 bytes has no
+// room for the NUL that Address (and most peers) expect, so it is malformed rather than truncated.
+constexpr std::size_t unix_field = 108;
+
+Address unix_address(std::string_view field) {
+  if (field.front() == '\0') {
+    const auto name = field.substr(1);
+    const auto end = name.find_last_not_of('\0');
+    return end == std::string_view::npos ? Address::unix_path("")
+                                         : Address::abstract(name.substr(0, end + 1));
+  }
+  const auto length = field.find('\0');
+  if (length == std::string_view::npos) malformed("v2 Unix path is not NUL-terminated");
+  return Address::unix_path(field.substr(0, length));
+}
+
 void parse_v2_addresses(int family_byte, std::string_view body, ProxyHeader& header) {
   const int family = family_byte >> 4;
   std::size_t used = 0;
@@ -108,11 +125,10 @@ void parse_v2_addresses(int family_byte, std::string_view body, ProxyHeader& hea
     header.source = inet_address(af, body.data(), body.data() + 2 * len);
     header.destination = inet_address(af, body.data() + len, body.data() + 2 * len + 2);
   } else if (family == 3) {  // AF_UNIX: two 108-byte paths
-    used = 216;
+    used = 2 * unix_field;
     if (body.size() < used) malformed("v2 address block too short");
-    header.source = Address::unix_path(std::string(body.data(), ::strnlen(body.data(), 108)));
-    header.destination =
-        Address::unix_path(std::string(body.data() + 108, ::strnlen(body.data() + 108, 108)));
+    header.source = unix_address(body.substr(0, unix_field));
+    header.destination = unix_address(body.substr(unix_field, unix_field));
   } else if (family != 0) {
     malformed("v2 unknown address family");
   }

@@ -164,6 +164,26 @@ TEST(ProxyProtocolTest, V2ProxyUnixParsesPaths) {
   EXPECT_EQ(parsed.header.destination, Address::unix_path("/run/lb.sock"));
 }
 
+TEST(ProxyProtocolTest, V2UnixAbstractNamesAndUnnamedSocketsParse) {
+  // HAProxy's "abns@" listeners: a leading NUL, the name, NUL padding.
+  const auto parsed = parse_whole(v2(0x21, 0x31, unix_block("\0client"s, "\0lb"s)));
+  EXPECT_EQ(parsed.header.source, Address::abstract("client"));
+  EXPECT_EQ(parsed.header.destination, Address::abstract("lb"));
+  const auto unnamed = parse_whole(v2(0x21, 0x31, unix_block("", "/run/lb.sock")));
+  EXPECT_EQ(unnamed.header.source, Address::unix_path(""));
+}
+
+TEST(ProxyProtocolTest, V2UnixPathFillingAll108BytesIsMalformedNotACrash) {
+  // Found by fuzz_proxy_header: Address::unix_path threw std::invalid_argument, which the
+  // server's PROXY reader does not expect from the parser.
+  EXPECT_TRUE(malformed(v2(0x21, 0x31, unix_block(std::string(108, 'a'), "/run/lb.sock"))));
+  EXPECT_TRUE(malformed(v2(0x21, 0x31, unix_block("/run/client.sock", std::string(108, 'b')))));
+  // 107 bytes plus the padding NUL is the longest path, and it parses.
+  const std::string longest(107, 'c');
+  EXPECT_EQ(parse_whole(v2(0x21, 0x31, unix_block(longest, "/x"))).header.source,
+            Address::unix_path(longest));
+}
+
 TEST(ProxyProtocolTest, V2LocalIsLocalAndSkipsItsAddressBlock) {
   // A health check: LOCAL, family UNSPEC, possibly with TLVs or an address block to ignore.
   const std::string header = v2(0x20, 0x00, tlv(0x05, "id"));
