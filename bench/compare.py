@@ -314,6 +314,28 @@ def aggregate(results, names):
     return table
 
 
+def paired(results, a, b):
+    """Lines comparing server a with server b, repeat by repeat: per scenario, the median and the
+    range of a's cost (CPU per message, memory per connection) over b's in the same repeat, and in
+    how many repeats a cost no more. A target such as "at least as efficient as" is judged on these
+    ratios, as the spread between repeats on a shared machine exceeds most differences."""
+    lines = [f"Paired: {a} / {b}, per repeat (< 1: {a} costs less)", ""]
+    lines += ["| scenario | metric | median | min | max | repeats a ≤ b |",
+              "|---|---|---:|---:|---:|---:|"]
+    for key, title, _ in SCENARIOS:
+        metric = "server_kib_per_conn" if kind(key) == "hold" else "server_cpu_us_per_msg"
+        ratios = []
+        for r in results:
+            ca, cb = r.get(key, {}).get(a, {}), r.get(key, {}).get(b, {})
+            if ca.get(metric) and cb.get(metric):
+                ratios.append(ca[metric] / cb[metric])
+        if ratios:
+            wins = sum(1 for x in ratios if x <= 1.0)
+            lines.append(f"| {title} | {metric} | {median(ratios):.3f} | {min(ratios):.3f} | "
+                         f"{max(ratios):.3f} | {wins} of {len(ratios)} |")
+    return "\n".join(lines) + "\n"
+
+
 def median(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -488,6 +510,9 @@ def main():
     parser.add_argument("--quick", action="store_true", help="1 repeat of 1 s: a smoke run")
     parser.add_argument("--only", help="comma-separated server names (substrings) to run; the "
                         "ceiling always runs")
+    parser.add_argument("--pair", metavar="A,B",
+                        help="also print server A's cost over server B's, repeat by repeat "
+                        "(median, range, how often A costs no more): exact server names")
     parser.add_argument("--write", action="store_true",
                         help="also put the table into docs/BENCHMARKS.md between its markers")
     parser.add_argument("--label", help="what was measured, instead of `git describe` of this tree")
@@ -539,6 +564,11 @@ def main():
     block = markdown(args, aggregate(results, names), names, started, meta["load_before"],
                      meta["load_after"], other_load(results))
     sys.stdout.write(block)
+    if args.pair:
+        a, b = (x.strip() for x in args.pair.split(",", 1))
+        if a not in names or b not in names:
+            sys.exit(f"compare.py: --pair needs two of: {', '.join(names)}")
+        sys.stdout.write("\n" + paired(results, a, b))
     if args.write:
         print(f"compare.py: wrote {write_block(block)}", file=sys.stderr)
 

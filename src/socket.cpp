@@ -184,6 +184,18 @@ void Socket::sendall(std::string_view data, int flags) {
   // The HOWTO's send loop: send() may take only part of the data, so keep offering the rest.
   // One deadline covers the whole call, so a peer that reads one byte a second cannot keep us
   // here forever.
+  if (plain_blocking()) {
+    while (!data.empty()) {
+      const auto n = sys::retry_eintr(
+          [&] { return ::send(fd_, data.data(), data.size(), flags | MSG_NOSIGNAL); });
+      if (n < 0) {
+        const auto ec = sys::last_error();  // before describe(), which may change errno
+        throw_error(ec, describe("sendall"));
+      }
+      data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return;
+  }
   const auto until = deadline();
   while (!data.empty()) {
     std::error_code ec;
@@ -203,6 +215,13 @@ std::size_t Socket::recv_into(std::span<char> buffer, std::error_code& ec, int f
 }
 
 std::size_t Socket::recv_into(std::span<char> buffer, int flags) {
+  if (plain_blocking()) {
+    const auto n =
+        sys::retry_eintr([&] { return ::recv(fd_, buffer.data(), buffer.size(), flags); });
+    if (n >= 0) return static_cast<std::size_t>(n);
+    const auto ec = sys::last_error();
+    throw_error(ec, describe("recv"));
+  }
   std::error_code ec;
   const auto n = recv_into(buffer, ec, flags);
   if (ec) throw_error(ec, describe("recv"));

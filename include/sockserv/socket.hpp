@@ -189,6 +189,9 @@ class Socket {
   // True when blocking calls wait in poll() (a timeout or a deadline is set, and the socket is
   // not in non-blocking mode).
   bool waits() const noexcept;
+  // Blocking without a timeout or a deadline: the kernel does all the waiting, so a call is the
+  // bare syscall (the hot path of thread-per-connection handlers).
+  bool plain_blocking() const noexcept { return !timeout_ && !deadline_; }
   std::string describe(std::string_view op) const;
 
   int fd_ = -1;

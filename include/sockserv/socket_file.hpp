@@ -96,6 +96,7 @@ class SocketFile {
   bool fill();
   // One recv() into `into` (under the read call's deadline, if any); 0 at EOF.
   std::size_t receive(std::span<char> into);
+  std::size_t write_buffered(std::string_view data);  // write() when buffering or closed
 
   Socket* sock_;
   Buffer in_;

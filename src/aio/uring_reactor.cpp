@@ -13,9 +13,10 @@
 //
 // Completions carry an id, not a pointer: a poll still in flight when its descriptor is
 // removed completes later against an id that no longer exists and is ignored, so it can never
-// touch freed memory. Removal cancels a state's polls synchronously: a pending poll holds a
-// reference to the socket, so until it goes, closing the descriptor would not close the
-// connection.
+// touch freed memory. An id is a slot in a table plus the slot's generation, bumped when the slot
+// is freed: a lookup is an index, and a held connection costs a 16-byte slot, not a hash node.
+// Removal cancels a state's polls synchronously: a pending poll holds a reference to the socket, so
+// until it goes, closing the descriptor would not close the connection.
 #include "aio/reactor.hpp"
 
 #include <sockserv/error.hpp>
@@ -25,8 +26,9 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <new>
 #include <tuple>
-#include <unordered_map>
+#include <vector>
 
 namespace sockserv::aio::detail {
 namespace {
@@ -59,19 +61,23 @@ class UringReactor final : public Reactor {
   ~UringReactor() override { ::io_uring_queue_exit(&ring_); }
 
   std::error_code add(IoState& state) noexcept override {
-    state.backend_slot = next_id_++;
-    Entry& e = entries_[state.backend_slot];
-    e.state = &state;
-    if (!state.edge_triggered) return update(state);
-    if (const auto ec = arm(state.backend_slot, state.fd, edge_events, kind_edges)) return ec;
-    e.armed[kind_edges] = true;
+    Entry* slot = allocate(state);
+    if (!slot) return std::make_error_code(std::errc::not_enough_memory);
+    const auto ec = state.edge_triggered
+                        ? arm(state.backend_slot, state.fd, edge_events, kind_edges)
+                        : update(state);
+    if (ec) {
+      release(state.backend_slot);  // never armed: nothing to cancel
+      return ec;
+    }
+    if (state.edge_triggered) slot->armed[kind_edges] = true;
     return {};
   }
 
   std::error_code update(IoState& state) noexcept override {
-    const auto it = entries_.find(state.backend_slot);
-    if (it == entries_.end()) return {};
-    Entry& e = it->second;
+    Entry* found = find(state.backend_slot);
+    if (!found) return {};
+    Entry& e = *found;
     for (const auto& [kind, want, events] :
          {std::tuple{kind_read, io_read, POLLIN}, std::tuple{kind_write, io_write, POLLOUT}}) {
       if (state.edge_triggered && kind == kind_read) continue;  // the multishot poll reads
@@ -85,10 +91,10 @@ class UringReactor final : public Reactor {
   void rearm(IoState& state) noexcept override { (void)update(state); }
 
   void remove(IoState& state) noexcept override {
-    const auto it = entries_.find(state.backend_slot);
-    if (it == entries_.end()) return;
-    const Entry e = it->second;
-    entries_.erase(it);
+    Entry* found = find(state.backend_slot);
+    if (!found) return;
+    const Entry e = *found;
+    release(state.backend_slot);
     if (!e.armed[kind_read] && !e.armed[kind_write] && !e.armed[kind_edges]) return;
     // Synchronously (Linux 6.0): a poll that has just fired can still hold the file when an
     // asynchronous poll_remove returns, and the descriptor closed next would not send a FIN.
@@ -139,9 +145,48 @@ class UringReactor final : public Reactor {
 
  private:
   struct Entry {
-    IoState* state = nullptr;
+    IoState* state = nullptr;  // nullptr: free
+    std::uint32_t generation = 0;
     bool armed[3] = {};  // by kind
   };
+  // id = generation << 32 | slot index; with the kind bits it must fit in user_data's 64 bits,
+  // and 0 (a poll_remove's completion) is never an id: generations start at 1.
+  static constexpr std::uint32_t generation_mask = (1U << (32 - kind_bits)) - 1;
+
+  Entry* allocate(IoState& state) noexcept {
+    std::uint32_t index;
+    if (!free_.empty()) {
+      index = free_.back();
+      free_.pop_back();
+    } else {
+      if (slots_.size() == 0xffffffffU) return nullptr;
+      try {
+        slots_.emplace_back();
+        free_.reserve(slots_.capacity());  // release() then never allocates
+      } catch (const std::bad_alloc&) {
+        return nullptr;
+      }
+      index = static_cast<std::uint32_t>(slots_.size() - 1);
+    }
+    Entry& e = slots_[index];
+    e.generation = e.generation % generation_mask + 1;  // 1 .. generation_mask
+    e.state = &state;
+    state.backend_slot = (std::uint64_t{e.generation} << 32) | index;
+    return &e;
+  }
+
+  Entry* find(std::uint64_t id) noexcept {
+    const auto index = static_cast<std::uint32_t>(id);
+    if (index >= slots_.size()) return nullptr;
+    Entry& e = slots_[index];
+    return e.state && e.generation == (id >> 32) ? &e : nullptr;
+  }
+
+  void release(std::uint64_t id) noexcept {
+    const auto index = static_cast<std::uint32_t>(id);
+    slots_[index] = Entry{nullptr, slots_[index].generation, {}};
+    free_.push_back(index);
+  }
 
   io_uring_sqe* next_sqe() noexcept {
     io_uring_sqe* sqe = ::io_uring_get_sqe(&ring_);
@@ -166,9 +211,10 @@ class UringReactor final : public Reactor {
 
   void complete(const io_uring_cqe& cqe, std::vector<ReadyIo>& out) {
     if (cqe.user_data == 0) return;  // a poll_remove's own completion
-    const auto it = entries_.find(cqe.user_data >> kind_bits);
-    if (it == entries_.end()) return;  // removed meanwhile
-    Entry& e = it->second;
+    const std::uint64_t id = cqe.user_data >> kind_bits;
+    Entry* found = find(id);
+    if (!found) return;  // removed meanwhile
+    Entry& e = *found;
     const std::uint64_t kind = cqe.user_data & ((1U << kind_bits) - 1);
     const int res = cqe.res;
     // A one-shot poll is done; a multishot one ends only without F_MORE (an error, or the
@@ -184,7 +230,7 @@ class UringReactor final : public Reactor {
     if (kind == kind_edges && ended) {
       ready |= io_read;  // what the gap may have hidden: the reader retries
       if (!e.state->hung_up && !(ready & io_hangup) &&
-          !arm(it->first, e.state->fd, edge_events, kind_edges)) {
+          !arm(id, e.state->fd, edge_events, kind_edges)) {
         e.armed[kind_edges] = true;
       }
     }
@@ -192,8 +238,8 @@ class UringReactor final : public Reactor {
   }
 
   io_uring ring_{};
-  std::uint64_t next_id_ = 1;
-  std::unordered_map<std::uint64_t, Entry> entries_;
+  std::vector<Entry> slots_;
+  std::vector<std::uint32_t> free_;
 };
 
 }  // namespace
