@@ -103,6 +103,11 @@ Clock::time_point Socket::deadline() const noexcept {
   return until;
 }
 
+void Socket::fail(std::string_view op) const {
+  const auto ec = sys::last_error();  // before describe(), whose getpeername() may change errno
+  throw_error(ec, describe(op));
+}
+
 bool Socket::waits() const noexcept {
   const bool nonblocking = timeout_ && timeout_->count() == 0;
   return !nonblocking && (timeout_.has_value() || deadline_.has_value());
@@ -182,20 +187,19 @@ std::size_t Socket::send(std::string_view data, int flags) {
 
 void Socket::sendall(std::string_view data, int flags) {
   // The HOWTO's send loop: send() may take only part of the data, so keep offering the rest.
+  // The waiting case lives in its own function, so this one stays a bare loop around send().
+  if (!plain_blocking()) return sendall_waiting(data, flags);
+  while (!data.empty()) {
+    const auto n = sys::retry_eintr(
+        [&] { return ::send(fd_, data.data(), data.size(), flags | MSG_NOSIGNAL); });
+    if (n < 0) fail("sendall");
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+void Socket::sendall_waiting(std::string_view data, int flags) {
   // One deadline covers the whole call, so a peer that reads one byte a second cannot keep us
   // here forever.
-  if (plain_blocking()) {
-    while (!data.empty()) {
-      const auto n = sys::retry_eintr(
-          [&] { return ::send(fd_, data.data(), data.size(), flags | MSG_NOSIGNAL); });
-      if (n < 0) {
-        const auto ec = sys::last_error();  // before describe(), which may change errno
-        throw_error(ec, describe("sendall"));
-      }
-      data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return;
-  }
   const auto until = deadline();
   while (!data.empty()) {
     std::error_code ec;
@@ -215,13 +219,13 @@ std::size_t Socket::recv_into(std::span<char> buffer, std::error_code& ec, int f
 }
 
 std::size_t Socket::recv_into(std::span<char> buffer, int flags) {
-  if (plain_blocking()) {
-    const auto n =
-        sys::retry_eintr([&] { return ::recv(fd_, buffer.data(), buffer.size(), flags); });
-    if (n >= 0) return static_cast<std::size_t>(n);
-    const auto ec = sys::last_error();
-    throw_error(ec, describe("recv"));
-  }
+  if (!plain_blocking()) return recv_into_waiting(buffer, flags);
+  const auto n = sys::retry_eintr([&] { return ::recv(fd_, buffer.data(), buffer.size(), flags); });
+  if (n < 0) fail("recv");
+  return static_cast<std::size_t>(n);
+}
+
+std::size_t Socket::recv_into_waiting(std::span<char> buffer, int flags) {
   std::error_code ec;
   const auto n = recv_into(buffer, ec, flags);
   if (ec) throw_error(ec, describe("recv"));

@@ -192,6 +192,11 @@ class Socket {
   // Blocking without a timeout or a deadline: the kernel does all the waiting, so a call is the
   // bare syscall (the hot path of thread-per-connection handlers).
   bool plain_blocking() const noexcept { return !timeout_ && !deadline_; }
+  // sendall / recv_into when they may wait in poll() (a timeout or a deadline is set).
+  void sendall_waiting(std::string_view data, int flags);
+  std::size_t recv_into_waiting(std::span<char> buffer, int flags);
+  // Throws the error for errno after `op` failed.
+  [[noreturn]] void fail(std::string_view op) const;
   std::string describe(std::string_view op) const;
 
   int fd_ = -1;
