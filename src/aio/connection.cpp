@@ -83,11 +83,7 @@ bool IoOperation::begin() {
   if (perform && perform(*this)) return false;  // done at once: no suspension
   auto& c = conn();
   std::optional<Clock::time_point> until;
-  if (c.call_deadline != ConnectionState::no_deadline) {
-    until = c.call_deadline;
-  } else if (c.timeout.count() >= 0) {
-    until = Clock::now() + c.timeout;
-  }
+  if (c.timeout.count() >= 0) until = Clock::now() + c.timeout;
   return c.loop->wait_io(*this, until);
 }
 
@@ -257,6 +253,17 @@ bool ReadExactOperation::take(BufferedReadOperation& self, Buffer& in, bool at_e
               "(got " + std::to_string(in.size()) + " of " + std::to_string(op.n_) + " bytes)");
 }
 
+bool ReadProxyHeaderOperation::take(BufferedReadOperation& self, Buffer& in, bool at_eof) {
+  auto& op = static_cast<ReadProxyHeaderOperation&>(self);
+  if (auto parsed = parse_proxy_header(in.view())) {
+    op.header_ = std::move(parsed->header);
+    in.consume(parsed->size);
+    return true;
+  }
+  if (!at_eof) return false;
+  throw_error(errc::malformed_frame, "PROXY header", "(connection closed before it ended)");
+}
+
 bool ReadFrameOperation::take(BufferedReadOperation& self, Buffer& in, bool at_eof) {
   auto& op = static_cast<ReadFrameOperation&>(self);
   if (const auto frame = op.codec_->parse(in.view(), op.scanned_)) {
@@ -335,22 +342,6 @@ detail::RecvOperation Connection::recv_into(std::span<char> buffer) {
 
 detail::SendOperation Connection::sendall(std::string_view data) { return {*state_, data}; }
 
-struct Connection::CallDeadline {
-  explicit CallDeadline(detail::ConnectionState& c) : state(c) {
-    if (c.timeout.count() >= 0 && c.call_deadline == detail::ConnectionState::no_deadline) {
-      c.call_deadline = Clock::now() + c.timeout;
-      armed = true;
-    }
-  }
-  CallDeadline(const CallDeadline&) = delete;
-  CallDeadline& operator=(const CallDeadline&) = delete;
-  ~CallDeadline() {
-    if (armed) state.call_deadline = detail::ConnectionState::no_deadline;
-  }
-  detail::ConnectionState& state;
-  bool armed = false;
-};
-
 Task<bool> Connection::receive_more() {
   if (state_->eof) co_return false;
   // Into the scratch buffer, then appended: the connection's buffer is not grown while waiting.
@@ -367,18 +358,7 @@ Task<void> Connection::write_frame(const Codec& codec, std::string_view message)
 }
 
 Task<ProxyHeader> read_proxy_header(Connection& conn) {
-  auto& in = conn.read_buffer();
-  // The whole header within one timeout, as the other buffered reads: a balancer never trickles.
-  const Connection::CallDeadline deadline(*conn.state_);
-  for (;;) {
-    if (auto parsed = parse_proxy_header(in.view())) {
-      in.consume(parsed->size);
-      co_return std::move(parsed->header);
-    }
-    if (!co_await conn.receive_more()) {
-      throw_error(errc::malformed_frame, "PROXY header", "(connection closed before it ended)");
-    }
-  }
+  co_return co_await detail::ReadProxyHeaderOperation(*conn.state_);
 }
 
 Task<Connection> open_connection(Address address, Timeout timeout) {

@@ -119,16 +119,15 @@ class Connection {
   std::uint64_t bytes_received() const noexcept { return state_->bytes_in; }
   std::uint64_t bytes_sent() const noexcept { return state_->bytes_out; }
 
-  // For protocol parsers of your own (the PROXY header reader uses them): the bytes received and
-  // not yet consumed, and one more receive into that buffer (false at EOF).
+  // For protocol parsers of your own: the bytes received and not yet consumed, and one more
+  // receive into that buffer (false at EOF). Each receive_more() waits up to the timeout on its
+  // own: to bound a whole parse, wrap it in with_timeout().
   Buffer& read_buffer() noexcept { return state_->in; }
   Task<bool> receive_more();
 
  private:
   friend Task<Connection> open_connection(Address address, Timeout timeout);
   friend Task<ProxyHeader> read_proxy_header(Connection& conn);
-  // Gives the current buffered read one deadline for all its receives (see call_deadline).
-  struct CallDeadline;
 
   std::unique_ptr<detail::ConnectionState> state_;
 };

@@ -10,6 +10,7 @@
 #include <sockserv/aio/event_loop.hpp>
 #include <sockserv/buffer.hpp>
 #include <sockserv/framing.hpp>
+#include <sockserv/proxy_protocol.hpp>
 #include <sockserv/socket.hpp>
 #include <sockserv/stats.hpp>
 
@@ -28,15 +29,11 @@ namespace detail {
 
 // A connection's state, on the heap so its address stays fixed while the loop refers to it.
 struct ConnectionState : IoState {
-  static constexpr auto no_deadline = Clock::time_point::max();
   Socket sock;
   Buffer in;  // bytes received by readline/read_exact/read_frame, not yet used
   // Per operation; negative: none (a Timeout, without the optional's 8 more bytes: every held
   // connection pays for each field here).
   std::chrono::nanoseconds timeout{-1};
-  // The deadline of the buffered read in progress (readline, read_exact, read_frame): the whole
-  // call must finish within one timeout, so a peer trickling a byte a second is cut off.
-  Clock::time_point call_deadline = no_deadline;
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
   ServerStats* stats = nullptr;  // the server's, credited with the byte counts at close
@@ -149,7 +146,8 @@ class SendOperation : public IoOperation {
 // connection's buffer until its message is there - no coroutine frame per call. While it waits
 // with an empty buffer the buffer is freed (receives go through the thread's scratch buffer), so
 // an idle connection owns none. The whole call has one deadline: the wait registered when it
-// begins, with the connection's timeout, lasts until the message is complete.
+// begins, with the connection's timeout, lasts until the message is complete, so a peer
+// trickling a byte at a time is cut off.
 class BufferedReadOperation : public IoOperation {
  protected:
   // Takes the message from the buffer if it is complete (at_eof: the peer has closed, take what
@@ -213,6 +211,21 @@ class ReadFrameOperation : public BufferedReadOperation {
   const Codec* codec_;
   std::size_t scanned_ = 0;
   std::optional<std::string> message_;
+};
+
+// A PROXY protocol v1/v2 header (read_proxy_header); bytes after it stay in the buffer.
+class ReadProxyHeaderOperation : public BufferedReadOperation {
+ public:
+  explicit ReadProxyHeaderOperation(ConnectionState& c) noexcept
+      : BufferedReadOperation(c, &ReadProxyHeaderOperation::take) {}
+  ProxyHeader await_resume() {
+    finish("PROXY header");
+    return std::move(header_);
+  }
+
+ private:
+  static bool take(BufferedReadOperation& self, Buffer& in, bool at_eof);
+  ProxyHeader header_;
 };
 
 }  // namespace detail
