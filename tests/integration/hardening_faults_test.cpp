@@ -271,7 +271,10 @@ TYPED_TEST(FaultTest, MixOfFaultsEndsOnlyTheFaultyConnections) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(wrong.load(), 0);
-  EXPECT_GE(this->server_->errors.load(), 4) << "the over-long lines were not reported";
+  // The async server reports a handler's error after its frame (and connection) is gone, so the
+  // client can see the end before the report is counted.
+  EXPECT_TRUE(test::eventually([this] { return this->server_->errors.load() >= 4; }))
+      << "the over-long lines were not reported";
   this->request("still serving\n");
   this->expect_baseline();
 }
@@ -290,11 +293,8 @@ TYPED_TEST(FaultTest, ProxyHeaderCutShortByFinEndsOnlyThatConnection) {
   s.settimeout(3s);  // well under connection_timeout (5 s)
   EXPECT_TRUE(ended_by_server(s));
   EXPECT_LT(Clock::now() - start, 3s);
-  const auto deadline = Clock::now() + 5s;
-  while (this->server_->stats.rejected.load() != 1 && Clock::now() < deadline) {
-    std::this_thread::sleep_for(5ms);
-  }
-  EXPECT_EQ(this->server_->stats.rejected.load(), 1u);
+  EXPECT_TRUE(test::eventually([this] { return this->server_->stats.rejected.load() == 1; }))
+      << this->server_->stats.rejected.load() << " rejected";
   Socket ok = connect_to(this->address());
   ok.sendall(encode_proxy_v1(Address::ipv4("203.0.113.7", 1), this->address()) + "fine\n");
   EXPECT_EQ(recv_line(ok), "FINE\n");

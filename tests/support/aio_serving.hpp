@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 // Helpers shared by the async server tests: run serve_forever() on a thread for the length of a
-// scope, and wait (bounded) for a condition another thread makes true.
+// scope.
 #pragma once
 
 #include <sockserv/aio/server.hpp>
+
+#include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
 
@@ -13,17 +15,6 @@
 #include <thread>
 
 namespace sockserv::test {
-
-// Polls `done` every millisecond until it is true (true) or `limit` passes (false).
-template <class Predicate>
-bool eventually(Predicate done, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
-}
 
 // serve_forever() on a thread; stop() (or the destructor) shuts the server down and joins. A
 // serve_forever() that throws fails the test.

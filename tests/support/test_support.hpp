@@ -21,6 +21,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -82,6 +83,18 @@ std::size_t count_open_fds();
 // Waits until thread `tid` (from gettid()) sleeps in the kernel, i.e. is blocked in a system call
 // (state S in /proc/self/task/TID/stat); false when `timeout` passes first.
 bool wait_until_blocked(pid_t tid, std::chrono::milliseconds timeout);
+
+// Polls `done` every millisecond until it is true (true) or `limit` passes (false): for state
+// another thread updates after the effect a client sees (a counter bumped once a reply is sent).
+template <class Predicate>
+bool eventually(Predicate done, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
 
 // Waits until `fd` is readable (or has an error or hang-up); false when `timeout` passes first.
 bool wait_readable(int fd, std::chrono::milliseconds timeout);
