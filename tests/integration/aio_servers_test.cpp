@@ -87,16 +87,7 @@ class Serving {
   std::exception_ptr error_;
 };
 
-// Polls `done` every millisecond until it holds or `limit` passes.
-template <class Predicate>
-bool eventually(Predicate done, std::chrono::milliseconds limit = 5s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
+using test::eventually;
 
 // The handlers record the thread they ran on, to show how connections spread over the loops.
 struct ThreadLog {

@@ -147,15 +147,7 @@ void release(Socket& client) {
   client.close();
 }
 
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = 5s) {
-  const auto deadline = Clock::now() + limit;
-  while (!pred()) {
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(2ms);
-  }
-  return true;
-}
+using test::eventually;
 
 // The shared scenario for the threading and async servers with max_connections = 3: three
 // clients are greeted, the fourth is connected (the kernel completed the handshake) but not

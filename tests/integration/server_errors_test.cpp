@@ -34,15 +34,7 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using test::TempDir;
 
-template <class Predicate>
-bool eventually(Predicate done, std::chrono::milliseconds limit = 10s) {
-  const auto deadline = Clock::now() + limit;
-  while (!done()) {
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
+using test::eventually;
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path);

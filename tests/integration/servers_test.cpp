@@ -67,16 +67,7 @@ std::size_t count_threads() {
   return n;
 }
 
-// Polls `done` until it holds or `limit` passes (a joined thread may linger in /proc briefly).
-template <class Predicate>
-bool eventually(Predicate done, std::chrono::milliseconds limit = 5s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
+using test::eventually;
 
 // Reads until a '\n' (or EOF); each recv may wait up to 10 s (Python's receive()).
 std::string receive_line(Socket& sock) {

@@ -87,7 +87,7 @@ bool wait_until_blocked(pid_t tid, std::chrono::milliseconds timeout);
 // Polls `done` every millisecond until it is true (true) or `limit` passes (false): for state
 // another thread updates after the effect a client sees (a counter bumped once a reply is sent).
 template <class Predicate>
-bool eventually(Predicate done, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+bool eventually(Predicate done, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (!done()) {
     if (std::chrono::steady_clock::now() >= deadline) return false;
