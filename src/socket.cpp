@@ -41,8 +41,11 @@ ssize_t io_call(int fd, short events, bool waits, Clock::time_point deadline, st
 }  // namespace
 
 Socket::Socket(int family, int type, int protocol)
-    : fd_(::socket(family, type | SOCK_CLOEXEC, protocol)), family_(family), type_(type) {
+    : fd_(::socket(family, type | SOCK_CLOEXEC, protocol)),
+      family_(static_cast<std::int16_t>(family)),
+      type_(base_type(type)) {
   if (fd_ < 0) throw_errno("socket");
+  if (type & SOCK_NONBLOCK) timeout_ = std::chrono::nanoseconds::zero();  // as Python does
 }
 
 Socket Socket::from_fd(int fd) {
@@ -98,8 +101,8 @@ std::string Socket::describe(std::string_view op) const {
 
 Clock::time_point Socket::deadline() const noexcept {
   auto until = Clock::time_point::max();
-  if (timeout_ && timeout_->count() > 0) until = Clock::now() + *timeout_;
-  if (deadline_ && *deadline_ < until) until = *deadline_;
+  if (timeout_.count() > 0) until = Clock::now() + timeout_;
+  if (deadline_ < until) until = deadline_;
   return until;
 }
 
@@ -109,8 +112,8 @@ void Socket::fail(std::string_view op) const {
 }
 
 bool Socket::waits() const noexcept {
-  const bool nonblocking = timeout_ && timeout_->count() == 0;
-  return !nonblocking && (timeout_.has_value() || deadline_.has_value());
+  const bool nonblocking = timeout_.count() == 0;
+  return !nonblocking && (has_timeout() || has_deadline());
 }
 
 void Socket::wait_ready(short events, Clock::time_point until, std::error_code& ec) const noexcept {
@@ -154,7 +157,7 @@ int Socket::connect_ex(const Address& address) noexcept {
   // then wait for writability and read the outcome from SO_ERROR.
   if (::connect(fd_, address.data(), address.size()) == 0) return 0;
   if (errno != EINPROGRESS && errno != EINTR) return errno;
-  if (errno == EINPROGRESS && !waits() && timeout_) return EINPROGRESS;  // non-blocking mode
+  if (errno == EINPROGRESS && !waits() && has_timeout()) return EINPROGRESS;  // non-blocking mode
   std::error_code ec;
   wait_ready(POLLOUT, deadline(), ec);
   if (ec) return ec.value();
@@ -235,7 +238,7 @@ std::size_t Socket::recv_into_waiting(std::span<char> buffer, int flags) {
 std::size_t Socket::recv_into_until(std::span<char> buffer, Clock::time_point until) {
   std::error_code ec;
   const auto own = deadline();
-  const bool nonblocking = timeout_ && timeout_->count() == 0;
+  const bool nonblocking = timeout_.count() == 0;
   const auto n = io_call(fd_, POLLIN, !nonblocking, std::min(own, until), ec,
                          // MSG_DONTWAIT: the wait happens in poll(), where the deadline
                          // applies, even when the descriptor itself is blocking.
@@ -361,21 +364,22 @@ void Socket::settimeout(Timeout timeout) {
   if (timeout && timeout->count() < 0) throw std::invalid_argument("settimeout: negative timeout");
   // Like Python: any timeout (zero or positive) makes the descriptor non-blocking, and blocking
   // waits are done in poll() where a deadline can end them.
-  if (const auto ec = sys::set_nonblocking(fd_, timeout.has_value() || deadline_.has_value())) {
+  if (const auto ec = sys::set_nonblocking(fd_, timeout.has_value() || has_deadline())) {
     throw_error(ec, describe("settimeout"));
   }
-  timeout_ = timeout;
+  timeout_ = timeout.value_or(std::chrono::nanoseconds(-1));
 }
 
 void Socket::set_deadline(std::optional<Clock::time_point> deadline) {
-  const bool was_nonblocking = timeout_.has_value() || deadline_.has_value();
-  const bool nonblocking = timeout_.has_value() || deadline.has_value();
+  if (deadline == Clock::time_point::max()) deadline.reset();
+  const bool was_nonblocking = has_timeout() || has_deadline();
+  const bool nonblocking = has_timeout() || deadline.has_value();
   if (nonblocking != was_nonblocking) {  // no syscall when the mode stays (the common case)
     if (const auto ec = sys::set_nonblocking(fd_, nonblocking)) {
       throw_error(ec, describe("set_deadline"));
     }
   }
-  deadline_ = deadline;
+  deadline_ = deadline.value_or(Clock::time_point::max());
 }
 
 Address Socket::getsockname() const {

@@ -32,6 +32,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
@@ -62,7 +63,8 @@ class Socket {
  public:
   // An empty socket (fileno() == -1).
   Socket() noexcept = default;
-  // socket(2) with SOCK_CLOEXEC. Throws SocketError.
+  // socket(2) with SOCK_CLOEXEC; SOCK_NONBLOCK in `type` makes it non-blocking (timeout 0).
+  // Throws SocketError.
   Socket(int family, int type, int protocol = 0);
   // Takes ownership of an open descriptor (Python's socket(fileno=fd)), e.g. one inherited from
   // systemd. Throws SocketError when `fd` is not a socket.
@@ -80,6 +82,8 @@ class Socket {
   int fileno() const noexcept { return fd_; }
   explicit operator bool() const noexcept { return fd_ >= 0; }
   int family() const noexcept { return family_; }
+  // SOCK_STREAM, SOCK_DGRAM, ...: without the SOCK_NONBLOCK and SOCK_CLOEXEC flags (as Python's
+  // socket.type since 3.7).
   int type() const noexcept { return type_; }
 
   // --- Server side -----------------------------------------------------------------------------
@@ -141,14 +145,16 @@ class Socket {
 
   // --- Modes -------------------------------------------------------------------------------------
   void setblocking(bool blocking);
-  bool getblocking() const noexcept { return !timeout_ || timeout_->count() != 0; }
+  bool getblocking() const noexcept { return timeout_.count() != 0; }
   void settimeout(Timeout timeout);
-  Timeout gettimeout() const noexcept { return timeout_; }
+  Timeout gettimeout() const noexcept { return has_timeout() ? Timeout(timeout_) : std::nullopt; }
   // An absolute deadline for every blocking call from now on (Go's SetDeadline): a call still
   // waiting at `deadline` throws TimeoutError, whatever the timeout says. nullopt removes it.
-  // Not to be changed while another thread is in a call on this socket.
+  // Not to be changed while another thread is in a call on this socket. (time_point::max() is
+  // the same as nullopt: no deadline.)
   void set_deadline(std::optional<std::chrono::steady_clock::time_point> deadline);
   std::optional<std::chrono::steady_clock::time_point> get_deadline() const noexcept {
+    if (!has_deadline()) return std::nullopt;
     return deadline_;
   }
 
@@ -181,7 +187,15 @@ class Socket {
 
  private:
   struct Adopt {};
-  Socket(Adopt, int fd, int family, int type) noexcept : fd_(fd), family_(family), type_(type) {}
+  Socket(Adopt, int fd, int family, int type) noexcept
+      : fd_(fd), family_(static_cast<std::int16_t>(family)), type_(base_type(type)) {}
+  static std::int16_t base_type(int type) noexcept {
+    return static_cast<std::int16_t>(type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC));
+  }
+  bool has_timeout() const noexcept { return timeout_.count() >= 0; }
+  bool has_deadline() const noexcept {
+    return deadline_ != std::chrono::steady_clock::time_point::max();
+  }
   // Waits until `events` (POLLIN/POLLOUT) are ready or `deadline` passes; ec = timed_out then.
   void wait_ready(short events, std::chrono::steady_clock::time_point deadline,
                   std::error_code& ec) const noexcept;
@@ -191,7 +205,7 @@ class Socket {
   bool waits() const noexcept;
   // Blocking without a timeout or a deadline: the kernel does all the waiting, so a call is the
   // bare syscall (the hot path of thread-per-connection handlers).
-  bool plain_blocking() const noexcept { return !timeout_ && !deadline_; }
+  bool plain_blocking() const noexcept { return !has_timeout() && !has_deadline(); }
   // sendall / recv_into when they may wait in poll() (a timeout or a deadline is set).
   void sendall_waiting(std::string_view data, int flags);
   std::size_t recv_into_waiting(std::span<char> buffer, int flags);
@@ -199,11 +213,12 @@ class Socket {
   [[noreturn]] void fail(std::string_view op) const;
   std::string describe(std::string_view op) const;
 
+  // 24 bytes: every connection a server holds has a Socket, so the optionals are sentinels.
   int fd_ = -1;
-  int family_ = AF_UNSPEC;
-  int type_ = 0;
-  Timeout timeout_;
-  std::optional<std::chrono::steady_clock::time_point> deadline_;
+  std::int16_t family_ = AF_UNSPEC;
+  std::int16_t type_ = 0;
+  std::chrono::nanoseconds timeout_{-1};  // negative: none (blocking)
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
 };
 
 // Two connected sockets (Python's socket.socketpair()).

@@ -68,13 +68,24 @@ IoState& state_of(TimerNode* node) noexcept {
 }
 
 bool heap_less(const TimerNode* a, const TimerNode* b) noexcept {
-  return a->deadline < b->deadline || (a->deadline == b->deadline && a->sequence < b->sequence);
+  return a->deadline < b->deadline ||
+         (a->deadline == b->deadline && static_cast<std::int32_t>(a->sequence - b->sequence) < 0);
 }
 
 }  // namespace
 
 struct EventLoop::Watch {
-  IoState state;
+  explicit Watch(int fd) : state(&on_ready) { state.fd = fd; }
+  // The callbacks may remove the watch: copy them out before calling.
+  static void on_ready(detail::CallbackIoState& state, unsigned events, EventLoop& loop) {
+    const auto it = loop.watches_.find(state.fd);
+    if (it == loop.watches_.end()) return;
+    auto on_read = it->second->on_read;
+    auto on_write = it->second->on_write;
+    if ((events & detail::io_read) && on_read) loop.call_soon(std::move(on_read));
+    if ((events & detail::io_write) && on_write) loop.call_soon(std::move(on_write));
+  }
+  detail::CallbackIoState state;
   std::function<void()> on_read;
   std::function<void()> on_write;
 };
@@ -105,12 +116,10 @@ EventLoop::EventLoop(Backend backend)
       wakeup_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
       thread_(std::this_thread::get_id()) {
   if (wakeup_fd_ < 0) throw_errno("eventfd");
-  wakeup_state_ = std::make_unique<IoState>();
+  wakeup_state_ = std::make_unique<detail::CallbackIoState>(
+      [](detail::CallbackIoState&, unsigned, EventLoop& loop) { loop.drain_threadsafe_queue(); });
   wakeup_state_->fd = wakeup_fd_;
   wakeup_state_->interest = detail::io_read;
-  wakeup_state_->on_ready = [](IoState&, unsigned, EventLoop& loop) {
-    loop.drain_threadsafe_queue();
-  };
   if (const auto ec = reactor_->add(*wakeup_state_)) {
     ::close(wakeup_fd_);
     throw_error(ec, "EventLoop: register the wake-up eventfd");
@@ -213,17 +222,7 @@ void EventLoop::add_reader(int fd, std::function<void()> callback) {
   auto& watch = watches_[fd];
   const bool is_new = !watch;
   if (is_new) {
-    watch = std::make_unique<Watch>();
-    watch->state.fd = fd;
-    watch->state.on_ready = [](IoState& state, unsigned events, EventLoop& loop) {
-      // The callbacks may remove the watch: copy them out before calling.
-      const auto it = loop.watches_.find(state.fd);
-      if (it == loop.watches_.end()) return;
-      auto on_read = it->second->on_read;
-      auto on_write = it->second->on_write;
-      if ((events & detail::io_read) && on_read) loop.call_soon(std::move(on_read));
-      if ((events & detail::io_write) && on_write) loop.call_soon(std::move(on_write));
-    };
+    watch = std::make_unique<Watch>(fd);
   }
   watch->on_read = std::move(callback);
   watch->state.interest |= detail::io_read;
@@ -312,7 +311,7 @@ void EventLoop::remove_io(IoState& state) noexcept {
 }
 
 void EventLoop::update_interest(IoState& state) {
-  if (state.on_ready) return;
+  if (state.has_callback) return;
   const bool writes_on_demand = state.edge_triggered && reactor_->writes_on_demand();
   if (!reactor_->level_only() && !writes_on_demand) return;
   const unsigned want =
@@ -392,8 +391,9 @@ bool EventLoop::wait_io(IoWaiter& waiter, std::optional<Clock::time_point> deadl
 }
 
 void EventLoop::dispatch(IoState& state, unsigned events) {
-  if (state.on_ready) {
-    state.on_ready(state, events, *this);
+  if (state.has_callback) {
+    auto& callback = static_cast<detail::CallbackIoState&>(state);
+    callback.on_ready(callback, events, *this);
     reactor_->rearm(state);
     return;
   }
@@ -424,7 +424,7 @@ void EventLoop::arm(TimerNode& node, Clock::time_point deadline) {
   if (node.armed()) disarm(node);
   node.deadline = deadline;
   node.sequence = ++timer_sequence_;
-  node.heap_index = timers_.size();
+  node.heap_index = static_cast<std::uint32_t>(timers_.size());
   timers_.push_back(&node);
   heap_up(node.heap_index);
 }
@@ -438,8 +438,8 @@ void EventLoop::heap_up(std::size_t i) noexcept {
     const std::size_t parent = (i - 1) / 2;
     if (!heap_less(timers_[i], timers_[parent])) break;
     std::swap(timers_[i], timers_[parent]);
-    timers_[i]->heap_index = i;
-    timers_[parent]->heap_index = parent;
+    timers_[i]->heap_index = static_cast<std::uint32_t>(i);
+    timers_[parent]->heap_index = static_cast<std::uint32_t>(parent);
     i = parent;
   }
 }
@@ -452,8 +452,8 @@ void EventLoop::heap_down(std::size_t i) noexcept {
     }
     if (smallest == i) return;
     std::swap(timers_[i], timers_[smallest]);
-    timers_[i]->heap_index = i;
-    timers_[smallest]->heap_index = smallest;
+    timers_[i]->heap_index = static_cast<std::uint32_t>(i);
+    timers_[smallest]->heap_index = static_cast<std::uint32_t>(smallest);
     i = smallest;
   }
 }
@@ -463,7 +463,7 @@ void EventLoop::heap_remove(std::size_t i) noexcept {
   const std::size_t last = timers_.size() - 1;
   if (i != last) {
     timers_[i] = timers_[last];
-    timers_[i]->heap_index = i;
+    timers_[i]->heap_index = static_cast<std::uint32_t>(i);
   }
   timers_.pop_back();
   if (i < timers_.size()) {

@@ -129,6 +129,34 @@ TEST(SocketTest, AdoptTakesCallersWordForFamilyTypeAndMode) {
   EXPECT_EQ(nonblocking.gettimeout(), Timeout(0ns));
 }
 
+// As Python's socket since 3.7: type() is the kind of socket without the descriptor flags, and
+// SOCK_NONBLOCK in the constructor's type makes a non-blocking socket (timeout 0).
+TEST(SocketTest, TypeFlagsAreAppliedAndLeftOutOfType) {
+  Socket s(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC);
+  EXPECT_EQ(s.type(), SOCK_STREAM);
+  EXPECT_FALSE(s.getblocking());
+  EXPECT_EQ(s.gettimeout(), Timeout(0ns));
+  EXPECT_NE(::fcntl(s.fileno(), F_GETFL) & O_NONBLOCK, 0);
+  Socket plain(AF_INET, SOCK_DGRAM);
+  EXPECT_TRUE(plain.getblocking());
+  EXPECT_EQ(plain.gettimeout(), Timeout());
+}
+
+// The latest deadline there is means no deadline: the socket stays a plain blocking one.
+TEST(SocketTest, DeadlineAtTheEndOfTimeIsNoDeadline) {
+  Socket s(AF_INET, SOCK_STREAM);
+  s.set_deadline(std::chrono::steady_clock::time_point::max());
+  EXPECT_FALSE(s.get_deadline());
+  EXPECT_EQ(::fcntl(s.fileno(), F_GETFL) & O_NONBLOCK, 0);
+  const auto soon = std::chrono::steady_clock::now() + 1h;
+  s.set_deadline(soon);
+  EXPECT_EQ(s.get_deadline(), soon);
+  EXPECT_NE(::fcntl(s.fileno(), F_GETFL) & O_NONBLOCK, 0);  // waits happen in poll()
+  s.set_deadline(std::nullopt);
+  EXPECT_FALSE(s.get_deadline());
+  EXPECT_EQ(::fcntl(s.fileno(), F_GETFL) & O_NONBLOCK, 0);
+}
+
 TEST(SocketTest, FromFdThrowsNotASocketForPipe) {
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);

@@ -162,14 +162,14 @@ class EventLoop {
   std::vector<std::function<void()>> running_callbacks_;
   std::vector<detail::ReadyIo> io_events_;
   std::vector<detail::TimerNode*> timers_;  // binary min-heap on (deadline, sequence)
-  std::uint64_t timer_sequence_ = 0;
+  std::uint32_t timer_sequence_ = 0;
   struct Watch;
   std::unordered_map<int, std::unique_ptr<Watch>> watches_;  // add_reader/add_writer
   std::mutex threadsafe_mutex_;
   std::vector<std::function<void()>> threadsafe_queue_;
   std::atomic<bool> wake_pending_{false};
   int wakeup_fd_ = -1;
-  std::unique_ptr<detail::IoState> wakeup_state_;
+  std::unique_ptr<detail::CallbackIoState> wakeup_state_;
   // Detached tasks that have not finished; destroyed with the loop.
   std::list<std::coroutine_handle<>> roots_;
   std::thread::id thread_;

@@ -23,11 +23,14 @@ namespace sockserv::aio::detail {
 
 using Clock = std::chrono::steady_clock;
 
+// 24 bytes (every connection has one): 32-bit index and sequence.
 struct TimerNode {
-  static constexpr std::size_t not_armed = std::numeric_limits<std::size_t>::max();
+  static constexpr std::uint32_t not_armed = std::numeric_limits<std::uint32_t>::max();
   Clock::time_point deadline{};
-  std::uint64_t sequence = 0;  // ties are broken by arming order
-  std::size_t heap_index = not_armed;
+  // Ties are broken by arming order, compared as a wrapping difference: exact while the timers
+  // with one deadline were armed fewer than 2^31 arms apart.
+  std::uint32_t sequence = 0;
+  std::uint32_t heap_index = not_armed;
   void (*fire)(TimerNode*) = nullptr;
   bool armed() const noexcept { return heap_index != not_armed; }
 };
@@ -62,18 +65,28 @@ struct IoState {
   // with EAGAIN, so it is skipped - one syscall less per message in a ping-pong.
   bool maybe_readable = true;
   bool read_closed = false;   // the peer's FIN (or an error) was seen: never skip a read again
+  bool has_callback = false;  // a CallbackIoState: the loop calls on_ready, not waiters
   EventLoop* loop = nullptr;  // set by EventLoop::add_io
   IoWaiter* reader = nullptr;
   IoWaiter* writer = nullptr;
   CancelState* owner = nullptr;  // cancelled when the peer hangs up while nobody waits on I/O
-  std::size_t backend_slot = 0;  // the poll backend's index
-  // Set for states that are not connections (add_reader watches, the loop's wake-up eventfd):
-  // the loop calls it instead of resuming waiters.
-  void (*on_ready)(IoState& state, unsigned events, EventLoop& loop) = nullptr;
+  // The backend's handle: the poll backend's index, the io_uring backend's completion id.
+  std::uint64_t backend_slot = 0;
   // The waiters' timeouts share one timer, armed lazily: it is left armed when an operation
   // completes and moved only when it fires early, so an operation with a timeout costs no timer
   // heap work in the common case that it completes in time (EventLoop::wait_io).
   TimerNode deadline_timer;
+};
+
+// A descriptor that is not a connection (add_reader watches, the loop's wake-up eventfd): the
+// loop calls on_ready instead of resuming waiters. Apart, so connections do not carry it.
+struct CallbackIoState : IoState {
+  explicit CallbackIoState(void (*callback)(CallbackIoState& state, unsigned events,
+                                            EventLoop& loop)) noexcept
+      : on_ready(callback) {
+    has_callback = true;
+  }
+  void (*on_ready)(CallbackIoState& state, unsigned events, EventLoop& loop);
 };
 
 struct ReadyIo {
