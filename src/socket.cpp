@@ -111,10 +111,7 @@ void Socket::fail(std::string_view op) const {
   throw_error(ec, describe(op));
 }
 
-bool Socket::waits() const noexcept {
-  const bool nonblocking = timeout_.count() == 0;
-  return !nonblocking && (has_timeout() || has_deadline());
-}
+bool Socket::waits() const noexcept { return getblocking() && !plain_blocking(); }
 
 void Socket::wait_ready(short events, Clock::time_point until, std::error_code& ec) const noexcept {
   if (sys::poll_one(fd_, events, until, ec) == 0 && !ec) {
@@ -238,8 +235,7 @@ std::size_t Socket::recv_into_waiting(std::span<char> buffer, int flags) {
 std::size_t Socket::recv_into_until(std::span<char> buffer, Clock::time_point until) {
   std::error_code ec;
   const auto own = deadline();
-  const bool nonblocking = timeout_.count() == 0;
-  const auto n = io_call(fd_, POLLIN, !nonblocking, std::min(own, until), ec,
+  const auto n = io_call(fd_, POLLIN, getblocking(), std::min(own, until), ec,
                          // MSG_DONTWAIT: the wait happens in poll(), where the deadline
                          // applies, even when the descriptor itself is blocking.
                          [&] { return ::recv(fd_, buffer.data(), buffer.size(), MSG_DONTWAIT); });

@@ -72,6 +72,11 @@ bool heap_less(const TimerNode* a, const TimerNode* b) noexcept {
          (a->deadline == b->deadline && static_cast<std::int32_t>(a->sequence - b->sequence) < 0);
 }
 
+// Puts node `i` of the timer heap in its place's index (a TimerNode keeps 32 bits of it).
+void place(std::vector<TimerNode*>& heap, std::size_t i) noexcept {
+  heap[i]->heap_index = static_cast<std::uint32_t>(i);
+}
+
 }  // namespace
 
 struct EventLoop::Watch {
@@ -424,8 +429,8 @@ void EventLoop::arm(TimerNode& node, Clock::time_point deadline) {
   if (node.armed()) disarm(node);
   node.deadline = deadline;
   node.sequence = ++timer_sequence_;
-  node.heap_index = static_cast<std::uint32_t>(timers_.size());
   timers_.push_back(&node);
+  place(timers_, timers_.size() - 1);
   heap_up(node.heap_index);
 }
 
@@ -438,8 +443,8 @@ void EventLoop::heap_up(std::size_t i) noexcept {
     const std::size_t parent = (i - 1) / 2;
     if (!heap_less(timers_[i], timers_[parent])) break;
     std::swap(timers_[i], timers_[parent]);
-    timers_[i]->heap_index = static_cast<std::uint32_t>(i);
-    timers_[parent]->heap_index = static_cast<std::uint32_t>(parent);
+    place(timers_, i);
+    place(timers_, parent);
     i = parent;
   }
 }
@@ -452,8 +457,8 @@ void EventLoop::heap_down(std::size_t i) noexcept {
     }
     if (smallest == i) return;
     std::swap(timers_[i], timers_[smallest]);
-    timers_[i]->heap_index = static_cast<std::uint32_t>(i);
-    timers_[smallest]->heap_index = static_cast<std::uint32_t>(smallest);
+    place(timers_, i);
+    place(timers_, smallest);
     i = smallest;
   }
 }
@@ -463,7 +468,7 @@ void EventLoop::heap_remove(std::size_t i) noexcept {
   const std::size_t last = timers_.size() - 1;
   if (i != last) {
     timers_[i] = timers_[last];
-    timers_[i]->heap_index = static_cast<std::uint32_t>(i);
+    place(timers_, i);
   }
   timers_.pop_back();
   if (i < timers_.size()) {
