@@ -30,6 +30,26 @@ class SockservCategory final : public std::error_category {
   }
 };
 
+class SslCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "ssl"; }
+  std::string message(int code) const override {
+    switch (static_cast<ssl_errc>(code)) {
+      case ssl_errc::ssl_error:
+        return "TLS error";
+      case ssl_errc::zero_return:
+        return "TLS connection closed (close_notify)";
+      case ssl_errc::unexpected_eof:
+        return "TLS stream truncated: EOF without close_notify";
+      case ssl_errc::cert_verification:
+        return "certificate verify failed";
+      case ssl_errc::unavailable:
+        return "TLS unavailable: sockserv was built without OpenSSL";
+    }
+    return "unknown TLS error";
+  }
+};
+
 class GaiCategory final : public std::error_category {
  public:
   const char* name() const noexcept override { return "getaddrinfo"; }
@@ -40,6 +60,11 @@ class GaiCategory final : public std::error_category {
 
 const std::error_category& error_category() noexcept {
   static const SockservCategory category;
+  return category;
+}
+
+const std::error_category& ssl_category() noexcept {
+  static const SslCategory category;
   return category;
 }
 
@@ -69,6 +94,18 @@ void throw_error(std::error_code ec, std::string_view operation, std::string_vie
   if (!where.empty()) {
     what += ' ';
     what += where;
+  }
+  if (ec.category() == ssl_category()) {
+    switch (static_cast<ssl_errc>(ec.value())) {
+      case ssl_errc::zero_return:
+        throw SSLZeroReturnError(ec, what);
+      case ssl_errc::unexpected_eof:
+        throw SSLEOFError(ec, what);
+      case ssl_errc::cert_verification:
+        throw SSLCertVerificationError(ec, what);
+      default:
+        throw SSLError(ec, what);
+    }
   }
   if (ec == std::errc::timed_out) throw TimeoutError(ec, what);
   // Python's ConnectionRefusedError is a ConnectionError too.

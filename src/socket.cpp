@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <sockserv/detail/stream_layer.hpp>
 #include <sockserv/error.hpp>
 #include <sockserv/socket.hpp>
 
@@ -6,6 +7,8 @@
 
 #include <poll.h>
 #include <unistd.h>
+
+#include <stdexcept>
 
 namespace sockserv {
 
@@ -70,7 +73,8 @@ Socket::Socket(Socket&& other) noexcept
       family_(other.family_),
       type_(other.type_),
       timeout_(other.timeout_),
-      deadline_(other.deadline_) {}
+      deadline_(other.deadline_),
+      layer_(std::move(other.layer_)) {}
 
 Socket& Socket::operator=(Socket&& other) noexcept {
   if (this != &other) {
@@ -80,8 +84,70 @@ Socket& Socket::operator=(Socket&& other) noexcept {
     type_ = other.type_;
     timeout_ = other.timeout_;
     deadline_ = other.deadline_;
+    layer_ = std::move(other.layer_);
   }
   return *this;
+}
+
+int Socket::detach() noexcept {
+  layer_.reset();
+  return std::exchange(fd_, -1);
+}
+
+void Socket::set_layer(std::unique_ptr<detail::StreamLayer> layer) noexcept {
+  layer_ = std::move(layer);
+}
+
+std::unique_ptr<detail::StreamLayer> Socket::release_layer() noexcept { return std::move(layer_); }
+
+ssize_t Socket::transfer(Direction direction, std::span<char> in, std::string_view out, int flags,
+                         bool waits, Clock::time_point until, std::error_code& ec) noexcept {
+  ec.clear();
+  const bool sending = direction == Direction::send;
+  if (!layer_) {
+    return io_call(fd_, sending ? POLLOUT : POLLIN, waits, until, ec, [&] {
+      return sending ? ::send(fd_, out.data(), out.size(), flags | MSG_NOSIGNAL)
+                     : ::recv(fd_, in.data(), in.size(), flags);
+    });
+  }
+  // The layer's loop: the same as io_call's, but the layer says which readiness it needs (a TLS
+  // read may have to write first, and a write to read).
+  for (;;) {
+    short want = 0;
+    const ssize_t n = sending ? layer_->write_some(out, want, ec) : layer_->read_some(in, want, ec);
+    if (n >= 0 || ec) return n;
+    if (!waits) {
+      ec = std::make_error_code(std::errc::resource_unavailable_try_again);
+      return -1;
+    }
+    wait_ready(want, until, ec);
+    if (ec) return -1;
+  }
+}
+
+void Socket::drive_layer(std::string_view op, LayerStep step) {
+  if (!layer_) throw std::logic_error(std::string(op) + ": the socket has no stream layer (TLS)");
+  const auto until = deadline();
+  std::error_code ec;
+  for (;;) {
+    short want = 0;
+    if (step(*layer_, want, ec) >= 0) return;
+    if (!ec) {
+      if (!waits())
+        ec = std::make_error_code(std::errc::resource_unavailable_try_again);
+      else
+        wait_ready(want, until, ec);
+    }
+    if (ec) fail_transfer(ec, op);
+  }
+}
+
+void Socket::fail_transfer(std::error_code ec, std::string_view op) const {
+  const auto what = describe(op);
+  if (layer_ && ec.category() == ssl_category()) {
+    throw_error(ec, what, "(" + layer_->error_detail() + ")");
+  }
+  throw_error(ec, what);
 }
 
 Socket::~Socket() { close(); }
@@ -171,24 +237,22 @@ void Socket::connect(const Address& address) {
 }
 
 std::size_t Socket::send(std::string_view data, std::error_code& ec, int flags) noexcept {
-  ec.clear();
-  const auto n = io_call(fd_, POLLOUT, waits(), deadline(), ec, [&] {
-    return ::send(fd_, data.data(), data.size(), flags | MSG_NOSIGNAL);
-  });
+  const auto n = transfer(Direction::send, {}, data, flags, waits(), deadline(), ec);
   return n < 0 ? 0 : static_cast<std::size_t>(n);
 }
 
 std::size_t Socket::send(std::string_view data, int flags) {
   std::error_code ec;
   const auto n = send(data, ec, flags);
-  if (ec) throw_error(ec, describe("send"));
+  if (ec) fail_transfer(ec, "send");
   return n;
 }
 
 void Socket::sendall(std::string_view data, int flags) {
   // The HOWTO's send loop: send() may take only part of the data, so keep offering the rest.
-  // The waiting case lives in its own function, so this one stays a bare loop around send().
-  if (!plain_blocking()) return sendall_waiting(data, flags);
+  // The waiting and layered cases live in their own function, so this one stays a bare loop
+  // around send().
+  if (!bare()) return sendall_waiting(data, flags);
   while (!data.empty()) {
     const auto n = sys::retry_eintr(
         [&] { return ::send(fd_, data.data(), data.size(), flags | MSG_NOSIGNAL); });
@@ -203,23 +267,19 @@ void Socket::sendall_waiting(std::string_view data, int flags) {
   const auto until = deadline();
   while (!data.empty()) {
     std::error_code ec;
-    const auto n = io_call(fd_, POLLOUT, waits(), until, ec, [&] {
-      return ::send(fd_, data.data(), data.size(), flags | MSG_NOSIGNAL);
-    });
-    if (ec) throw_error(ec, describe("sendall"));
+    const auto n = transfer(Direction::send, {}, data, flags, waits(), until, ec);
+    if (ec) fail_transfer(ec, "sendall");
     data.remove_prefix(static_cast<std::size_t>(n));
   }
 }
 
 std::size_t Socket::recv_into(std::span<char> buffer, std::error_code& ec, int flags) noexcept {
-  ec.clear();
-  const auto n = io_call(fd_, POLLIN, waits(), deadline(), ec,
-                         [&] { return ::recv(fd_, buffer.data(), buffer.size(), flags); });
+  const auto n = transfer(Direction::receive, buffer, {}, flags, waits(), deadline(), ec);
   return n < 0 ? 0 : static_cast<std::size_t>(n);
 }
 
 std::size_t Socket::recv_into(std::span<char> buffer, int flags) {
-  if (!plain_blocking()) return recv_into_waiting(buffer, flags);
+  if (!bare()) return recv_into_waiting(buffer, flags);
   const auto n = sys::retry_eintr([&] { return ::recv(fd_, buffer.data(), buffer.size(), flags); });
   if (n < 0) fail("recv");
   return static_cast<std::size_t>(n);
@@ -228,18 +288,21 @@ std::size_t Socket::recv_into(std::span<char> buffer, int flags) {
 std::size_t Socket::recv_into_waiting(std::span<char> buffer, int flags) {
   std::error_code ec;
   const auto n = recv_into(buffer, ec, flags);
-  if (ec) throw_error(ec, describe("recv"));
+  if (ec) fail_transfer(ec, "recv");
   return n;
 }
 
 std::size_t Socket::recv_into_until(std::span<char> buffer, Clock::time_point until) {
   std::error_code ec;
-  const auto own = deadline();
-  const auto n = io_call(fd_, POLLIN, getblocking(), std::min(own, until), ec,
-                         // MSG_DONTWAIT: the wait happens in poll(), where the deadline
-                         // applies, even when the descriptor itself is blocking.
-                         [&] { return ::recv(fd_, buffer.data(), buffer.size(), MSG_DONTWAIT); });
-  if (ec) throw_error(ec, describe("recv"));
+  until = std::min(deadline(), until);
+  // A layer reads the descriptor as it is: on a blocking one, wait for input first, so the
+  // wait happens in poll() where the deadline applies (a partial TLS record can still block).
+  if (layer_ && plain_blocking() && layer_->pending() == 0) wait_ready(POLLIN, until, ec);
+  // MSG_DONTWAIT: the wait happens in poll(), where the deadline applies, even when the
+  // descriptor itself is blocking.
+  const auto n =
+      ec ? -1 : transfer(Direction::receive, buffer, {}, MSG_DONTWAIT, getblocking(), until, ec);
+  if (ec) fail_transfer(ec, "recv");
   return static_cast<std::size_t>(n);
 }
 
@@ -257,9 +320,9 @@ std::string Socket::recv_exact(std::size_t n) {
   const auto until = deadline();
   while (got < n) {
     std::error_code ec;
-    const auto r = io_call(fd_, POLLIN, waits(), until, ec,
-                           [&] { return ::recv(fd_, out.data() + got, n - got, 0); });
-    if (ec) throw_error(ec, describe("recv_exact"));
+    const auto r =
+        transfer(Direction::receive, {out.data() + got, n - got}, {}, 0, waits(), until, ec);
+    if (ec) fail_transfer(ec, "recv_exact");
     if (r == 0) {
       throw_error(errc::connection_broken, describe("recv_exact"),
                   "(got " + std::to_string(got) + " of " + std::to_string(n) + " bytes)");
@@ -319,6 +382,14 @@ std::size_t Socket::sendto(std::string_view data, const Address& address, int fl
 }
 
 void Socket::shutdown(int how) {
+  // A layer says goodbye first (TLS: close_notify, which Python's SSLSocket.shutdown() never
+  // sends), within the socket's timeout; a peer that is gone already is not an error here.
+  if (layer_ && how != SHUT_RD) {
+    const auto until = deadline();
+    std::error_code ec;
+    short want = 0;
+    while (layer_->close_some(want, ec) < 0 && !ec && waits()) wait_ready(want, until, ec);
+  }
   if (::shutdown(fd_, how) != 0) {
     const auto ec = sys::last_error();  // before describe() overwrites errno
     throw_error(ec, describe("shutdown"));
@@ -326,13 +397,43 @@ void Socket::shutdown(int how) {
 }
 
 void Socket::close() noexcept {
+  layer_.reset();
   // Never retried on EINTR: Linux has released the descriptor even then, and a retry could close
   // a descriptor another thread has just been given.
   if (fd_ >= 0) ::close(std::exchange(fd_, -1));
 }
 
+bool Socket::graceful_close_layer(Clock::time_point until) noexcept {
+  // The layer's own goodbye first (TLS: close_notify), then the HOWTO's: FIN, and read what the
+  // peer still sends (its close_notify, then its FIN) until it closes or the deadline passes.
+  // Non-blocking from here on, so a partial record cannot hold us past the deadline.
+  (void)sys::set_nonblocking(fd_, true);
+  std::error_code ec;
+  for (;;) {
+    short want = 0;
+    if (layer_->close_some(want, ec) >= 0 || ec) break;
+    wait_ready(want, until, ec);
+    if (ec) break;
+  }
+  ::shutdown(fd_, SHUT_WR);
+  char sink[4096];
+  for (;;) {
+    short want = 0;
+    const auto n = layer_->read_some(sink, want, ec);
+    if (n == 0 || ec) return n == 0 || ec == ssl_errc::unexpected_eof;
+    if (n > 0) continue;
+    wait_ready(want, until, ec);
+    if (ec) return false;
+  }
+}
+
 bool Socket::graceful_close(std::chrono::nanoseconds drain_timeout) noexcept {
   if (fd_ < 0) return false;
+  if (layer_) {
+    const bool peer_closed = graceful_close_layer(Clock::now() + drain_timeout);
+    close();
+    return peer_closed;
+  }
   bool peer_closed = false;
   if (::shutdown(fd_, SHUT_WR) == 0) {
     const auto until = Clock::now() + drain_timeout;

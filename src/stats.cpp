@@ -5,9 +5,10 @@ namespace sockserv {
 
 ServerStatsSnapshot ServerStats::snapshot() const noexcept {
   constexpr auto relaxed = std::memory_order_relaxed;
-  return {accepted.load(relaxed),       active.load(relaxed),       rejected.load(relaxed),
-          timed_out.load(relaxed),      bytes_in.load(relaxed),     bytes_out.load(relaxed),
-          handler_errors.load(relaxed), accept_errors.load(relaxed)};
+  return {accepted.load(relaxed),       active.load(relaxed),        rejected.load(relaxed),
+          timed_out.load(relaxed),      bytes_in.load(relaxed),      bytes_out.load(relaxed),
+          handler_errors.load(relaxed), accept_errors.load(relaxed), tls_handshakes.load(relaxed),
+          tls_failures.load(relaxed)};
 }
 
 std::string ServerStatsSnapshot::to_string() const {
@@ -15,7 +16,10 @@ std::string ServerStatsSnapshot::to_string() const {
          " rejected=" + std::to_string(rejected) + " timed_out=" + std::to_string(timed_out) +
          " bytes_in=" + std::to_string(bytes_in) + " bytes_out=" + std::to_string(bytes_out) +
          " handler_errors=" + std::to_string(handler_errors) +
-         " accept_errors=" + std::to_string(accept_errors);
+         " accept_errors=" + std::to_string(accept_errors) +
+         (tls_handshakes + tls_failures == 0 ? ""
+                                             : " tls_handshakes=" + std::to_string(tls_handshakes) +
+                                                   " tls_failures=" + std::to_string(tls_failures));
 }
 
 }  // namespace sockserv

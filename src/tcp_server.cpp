@@ -4,6 +4,7 @@
 #include <sockserv/log.hpp>
 #include <sockserv/proxy_protocol.hpp>
 #include <sockserv/server.hpp>
+#include <sockserv/tls/ssl_socket.hpp>
 
 #include "sys/fd.hpp"
 #include "sys/unix_file.hpp"
@@ -82,24 +83,76 @@ void TCPServer::adopt_socket(Socket listening) {
 }
 
 void TCPServer::finish_request(Request& request, const Address& client_address) {
-  if (!proxy_protocol || request.is_datagram()) {
+  const auto context = request.is_datagram() ? nullptr : ssl_context();
+  if ((!proxy_protocol && !context) || request.is_datagram()) {
     return BaseServer::finish_request(request, client_address);
   }
-  ProxyHeader header;
-  try {
-    header = read_proxy_header(request.socket());
-  } catch (const SocketError& e) {
-    // A missing or malformed header ends this connection only.
-    ServerStats::add(stats.rejected);
-    log(LogLevel::warning, "PROXY header from " + client_address.to_string() + ": " + e.what() +
-                               "; closing the connection");
-    return;
+  Address client = client_address;
+  if (proxy_protocol) {
+    ProxyHeader header;
+    try {
+      header = read_proxy_header(request.socket());
+    } catch (const SocketError& e) {
+      // A missing or malformed header ends this connection only.
+      ServerStats::add(stats.rejected);
+      log(LogLevel::warning, "PROXY header from " + client_address.to_string() + ": " + e.what() +
+                                 "; closing the connection");
+      return;
+    }
+    if (!header.local) client = header.source;
   }
-  BaseServer::finish_request(request, header.local ? client_address : header.source);
+  // The PROXY header is plain text before the ClientHello: TLS starts after it.
+  if (context && !start_tls(request, client, *context)) return;
+  BaseServer::finish_request(request, client);
+}
+
+void TCPServer::set_ssl_context(std::shared_ptr<const SSLContext> context) {
+  if (context && !context->server_side()) {
+    throw std::invalid_argument(
+        "set_ssl_context: a server needs a server context "
+        "(create_default_context(Purpose::CLIENT_AUTH))");
+  }
+  const std::lock_guard lock(ssl_mutex_);
+  ssl_context_ = std::move(context);
+}
+
+std::shared_ptr<const SSLContext> TCPServer::ssl_context() const {
+  const std::lock_guard lock(ssl_mutex_);
+  return ssl_context_;
+}
+
+bool TCPServer::start_tls(Request& request, const Address& client_address,
+                          const SSLContext& context) {
+  auto& sock = request.socket();
+  try {
+    attach_tls(sock, context, true);
+    // One deadline for the whole handshake (the socket's own timeout still bounds each wait).
+    const auto previous = sock.get_deadline();
+    sock.set_deadline(std::chrono::steady_clock::now() + ssl_handshake_timeout);
+    do_handshake(sock);
+    sock.set_deadline(previous);
+    ServerStats::add(stats.tls_handshakes);
+    return true;
+  } catch (const std::exception& e) {
+    ServerStats::add(stats.tls_failures);
+    if (dynamic_cast<const TimeoutError*>(&e) != nullptr) ServerStats::add(stats.timed_out);
+    log(LogLevel::warning, "TLS handshake with " + client_address.to_string() +
+                               " failed: " + e.what() + "; closing the connection");
+    return false;
+  }
 }
 
 void TCPServer::shutdown_request(Request& request) {
   auto& connection = request.socket();
+  if (const auto* tls = ssl_object(connection)) {
+    if (tls->handshake_done()) {
+      // close_notify, then the HOWTO's FIN and drain, waiting at most ssl_shutdown_timeout for
+      // the peer's close_notify or FIN.
+      connection.graceful_close(ssl_shutdown_timeout);
+      return close_request(request);
+    }
+    connection.release_layer();  // a failed handshake: nothing to say in TLS, close plainly
+  }
   if (connection) {
     // Explicitly shut down: close() alone may not send the FIN while another process (a forked
     // child) still holds the descriptor. ENOTCONN (the peer is gone) is not an error here.

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "builtin_handlers.hpp"
+#include "tls_options.hpp"
 
 #include <sockserv/handlers.hpp>
 
@@ -85,6 +86,14 @@ RequestHandlerFactory stream_handler(std::string_view name) {
   if (name == "daytime") {
     return handler<StreamRequestHandler>(
         [](StreamRequestHandler& self) { self.wfile.write(daytime()); });
+  }
+  if (name == "tlsinfo") {
+    return handler<StreamRequestHandler>([](StreamRequestHandler& self) {
+      for (const auto& line : self.rfile.lines()) {
+        (void)line;
+        self.wfile.write(tls_info_line(self.connection()));
+      }
+    });
   }
   throw std::invalid_argument("unknown handler '" + std::string(name) + "'");
 }

@@ -5,10 +5,12 @@
 //   Sent:     hello world with TCP
 //   Received: HELLO WORLD WITH TCP
 #include "commands.hpp"
+#include "tls_options.hpp"
 
 #include <sockserv/error.hpp>
 #include <sockserv/socket.hpp>
 #include <sockserv/socket_file.hpp>
+#include <sockserv/tls/ssl_socket.hpp>
 
 #include <chrono>
 #include <iostream>
@@ -23,6 +25,7 @@ struct SendOptions {
   std::vector<std::string> words;
   bool udp = false;
   double timeout_seconds = 5.0;
+  ClientTlsOptions tls;
 };
 
 std::string join(const std::vector<std::string>& words) {
@@ -38,11 +41,20 @@ std::string strip(std::string s) {
 }
 
 // Sends one line over a stream socket and reads one line back (or what comes before EOF).
-std::string exchange_stream(const Address& address, const std::string& data, Timeout timeout) {
+// Over TLS the handshake comes first (verifying the server unless --insecure), and the end is
+// close_notify, so the server sees a clean close.
+std::string exchange_stream(const Address& address, const std::string& data, Timeout timeout,
+                            const SendOptions& o) {
   Socket sock = create_connection(address, timeout);
+  if (o.tls.tls) {
+    const auto ctx = build_client_context(o.tls);
+    sock = ctx.wrap_socket(std::move(sock), false, client_server_name(o.tls, o.address));
+  }
   sock.sendall(data + "\n");
   SocketFile reply(sock);
-  return reply.readline();
+  auto line = reply.readline();
+  if (o.tls.tls) sock.graceful_close(std::chrono::seconds(1));
+  return line;
 }
 
 // Sends one datagram and waits for one reply. A Unix datagram client needs a name of its own to
@@ -66,7 +78,7 @@ int run_send(const SendOptions& options) {
     const Address address =
         Address::lookup(options.address, options.udp ? SOCK_DGRAM : SOCK_STREAM);
     const std::string received = options.udp ? exchange_datagram(address, data, timeout)
-                                             : exchange_stream(address, data, timeout);
+                                             : exchange_stream(address, data, timeout, options);
     std::cout << "Sent:     " << data << "\n"
               << "Received: " << strip(received) << std::endl;
     return 0;
@@ -92,6 +104,7 @@ void add_send_command(CLI::App& app, int& exit_status) {
   cmd->add_option("--timeout", options->timeout_seconds, "Seconds to wait for connect and reply")
       ->default_val(5.0)
       ->check(CLI::PositiveNumber);
+  add_client_tls_options(*cmd, options->tls);
   cmd->callback([options, &exit_status] { exit_status = run_send(*options); });
 }
 

@@ -29,7 +29,7 @@
 namespace sockserv::tool {
 namespace {
 
-// Waits for SIGINT/SIGTERM (through a signalfd, so no handler runs in a random thread), for
+// Waits for SIGINT/SIGTERM/SIGHUP (through a signalfd, so no handler runs in a random thread), for
 // `done_fd` to close, or for `timeout_ms` (-1: no limit). Returns the signal, 0 when done_fd
 // closed, -1 on timeout.
 int wait_for_event(int signal_fd, int done_fd, int timeout_ms) {
@@ -51,6 +51,22 @@ int wait_for_event(int signal_fd, int done_fd, int timeout_ms) {
   }
 }
 
+// SIGHUP: rereads the TLS files into a new context; a file that fails keeps the old one.
+void reload(const ServerControl& server) {
+  if (!server.reload) {
+    log(LogLevel::info, "sockserv serve: SIGHUP: nothing to reload (no TLS)");
+    return;
+  }
+  try {
+    server.reload();
+    log(LogLevel::info, "sockserv serve: SIGHUP: TLS certificates, keys and ticket keys reloaded");
+  } catch (const std::exception& e) {
+    log(LogLevel::error, std::string("sockserv serve: SIGHUP: reload failed, keeping the old TLS "
+                                     "context: ") +
+                             e.what());
+  }
+}
+
 int run_serve(const ServeOptions& options) {
   static const std::map<std::string, LogLevel> levels{{"debug", LogLevel::debug},
                                                       {"info", LogLevel::info},
@@ -63,6 +79,7 @@ int run_serve(const ServeOptions& options) {
   ::sigemptyset(&stop_signals);
   ::sigaddset(&stop_signals, SIGINT);
   ::sigaddset(&stop_signals, SIGTERM);
+  ::sigaddset(&stop_signals, SIGHUP);  // reload the TLS files
   ::pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   const int signal_fd = ::signalfd(-1, &stop_signals, SFD_CLOEXEC);
   int done_pipe[2];
@@ -82,8 +99,13 @@ int run_serve(const ServeOptions& options) {
   });
   const int stats_ms = static_cast<int>(options.stats_interval * 1000);
   int event;
-  while ((event = wait_for_event(signal_fd, done_pipe[0], stats_ms > 0 ? stats_ms : -1)) < 0) {
-    log(LogLevel::info, "stats " + server.stats());
+  while ((event = wait_for_event(signal_fd, done_pipe[0], stats_ms > 0 ? stats_ms : -1)) < 0 ||
+         event == SIGHUP) {
+    if (event == SIGHUP) {
+      reload(server);
+    } else {
+      log(LogLevel::info, "stats " + server.stats());
+    }
   }
   if (event > 0) {
     log(LogLevel::info, std::string("sockserv serve: ") + ::strsignal(event) +
@@ -91,7 +113,7 @@ int run_serve(const ServeOptions& options) {
     // shutdown() may wait for the request in flight (sync) or the whole drain (async): it runs
     // on its own thread, so this one stays free to act on a second signal at once.
     Thread stopping([&server] { server.shutdown(); });
-    while ((event = wait_for_event(signal_fd, done_pipe[0], -1)) < 0) {
+    while ((event = wait_for_event(signal_fd, done_pipe[0], -1)) < 0 || event == SIGHUP) {
     }
     if (event > 0) {
       log(LogLevel::warning, "sockserv serve: second signal, exiting now");
@@ -126,10 +148,12 @@ void add_serve_command(CLI::App& app, int& exit_status) {
                   "with coroutine handlers")
       ->check(CLI::IsMember({"sync", "threading", "pool", "forking", "async"}))
       ->default_val("sync");
-  cmd->add_option("--handler", o->handler,
-                  "upper: upper-cased reply per line; echo: bytes back; discard: drop input; "
-                  "daytime: the date and time; whoami: the client's address per line")
-      ->check(CLI::IsMember({"upper", "echo", "discard", "daytime", "whoami"}))
+  cmd->add_option(
+         "--handler", o->handler,
+         "upper: upper-cased reply per line; echo: bytes back; discard: drop input; "
+         "daytime: the date and time; whoami: the client's address per line; tlsinfo: what "
+         "TLS negotiated, per line")
+      ->check(CLI::IsMember({"upper", "echo", "discard", "daytime", "whoami", "tlsinfo"}))
       ->default_val("upper");
   cmd->add_option("--threads", o->threads, "async: event loops (default: one per core)")
       ->check(CLI::Range(1, 1024));
@@ -161,6 +185,7 @@ void add_serve_command(CLI::App& app, int& exit_status) {
   cmd->add_option("--log-level", o->log_level, "debug | info | warning | error")
       ->check(CLI::IsMember({"debug", "info", "warning", "error"}))
       ->default_val("info");
+  add_server_tls_options(*cmd, o->tls);
   cmd->callback([o, &exit_status] {
     try {
       exit_status = run_serve(*o);

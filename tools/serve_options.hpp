@@ -4,6 +4,8 @@
 
 #include <sockserv/address.hpp>
 
+#include "tls_options.hpp"
+
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -29,6 +31,7 @@ struct ServeOptions {
   bool proxy_protocol = false;
   bool inetd = false;
   std::string log_level = "info";
+  ServerTlsOptions tls;
 };
 
 // What run_serve needs of a server: the framework's and the event loop's alike.
@@ -42,6 +45,9 @@ struct ServerControl {
   // stops listening at once.
   std::function<void()> shutdown;
   std::function<std::string()> stats;
+  // Rereads the TLS files into a new context and swaps it in (SIGHUP); empty without TLS.
+  // Throws when a file fails to load: the old context stays.
+  std::function<void()> reload;
 };
 
 // Builds, binds (or adopts a socket from systemd / inetd) and configures the server. Throws on

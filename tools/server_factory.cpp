@@ -74,12 +74,24 @@ ServerControl start(std::shared_ptr<Server> server, const ServeOptions& o,
     server->listener_per_loop = o.listener_per_loop;
   }
   server->shutdown_grace = seconds(o.grace);
+  std::function<void()> reload;
+  if constexpr (requires { server->set_ssl_context(nullptr); }) {
+    if (o.tls.enabled()) {
+      server->set_ssl_context(build_server_context(o.tls));
+      server->ssl_handshake_timeout = seconds(o.tls.handshake_timeout);
+      reload = [s = server.get(), tls = o.tls] { s->set_ssl_context(build_server_context(tls)); };
+    }
+  } else if (o.tls.enabled()) {
+    throw std::invalid_argument("--tls-cert: TLS needs a stream transport (--tcp or --unix)");
+  }
   if (inherited) {
     server->adopt_socket(std::move(*inherited));
   } else {
     server->bind_and_activate();
   }
-  return control_of(std::move(server));
+  auto control = control_of(std::move(server));
+  control.reload = std::move(reload);
+  return control;
 }
 
 template <class Server>

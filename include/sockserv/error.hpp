@@ -9,8 +9,12 @@
 //   std::system_error
 //    └─ SocketError           any socket failure      (Python: OSError)
 //        ├─ TimeoutError      a settimeout() expired  (Python: TimeoutError / socket.timeout)
-//        └─ ConnectionError   the peer went away (reset, broken pipe, closed mid-message) or
-//                             refused the connection  (Python: ConnectionError and subclasses)
+//        ├─ ConnectionError   the peer went away (reset, broken pipe, closed mid-message) or
+//        │                    refused the connection  (Python: ConnectionError and subclasses)
+//        └─ SSLError          TLS failed; what() carries OpenSSL's reason (Python: ssl.SSLError)
+//            ├─ SSLZeroReturnError        the peer closed TLS cleanly (close_notify)
+//            ├─ SSLEOFError               the stream was cut without close_notify: truncation
+//            └─ SSLCertVerificationError  a certificate failed verification
 //
 // Framing and buffered-reader errors (a line or frame over its limit, a malformed header) are
 // SocketError with a sockserv::errc code, so one catch clause handles "this connection is bad".
@@ -32,6 +36,22 @@ enum class errc {
 };
 
 const std::error_category& error_category() noexcept;
+
+// TLS conditions, in sockserv::ssl_category() (tls/ssl_socket.hpp; defined even in a build
+// without OpenSSL, so code that catches them compiles everywhere).
+enum class ssl_errc {
+  ssl_error = 1,      // a protocol or library failure (bad record, alert, handshake failure)
+  zero_return,        // the peer sent close_notify: a clean end of the TLS stream
+  unexpected_eof,     // the TCP stream ended without close_notify (a truncation)
+  cert_verification,  // the peer's certificate did not verify (or names another host)
+  unavailable,        // sockserv was built without OpenSSL
+};
+
+const std::error_category& ssl_category() noexcept;
+
+inline std::error_code make_error_code(ssl_errc e) noexcept {
+  return {static_cast<int>(e), ssl_category()};
+}
 
 inline std::error_code make_error_code(errc e) noexcept {
   return {static_cast<int>(e), error_category()};
@@ -58,6 +78,32 @@ class ConnectionError : public SocketError {
   using SocketError::SocketError;
 };
 
+// TLS failed (code in ssl_category()). The subclasses below narrow it as Python's do.
+class SSLError : public SocketError {
+ public:
+  using SocketError::SocketError;
+};
+
+// The peer closed the TLS stream cleanly (close_notify). A read reports this as EOF (0 bytes);
+// a write after it, or unwrap(), raises it.
+class SSLZeroReturnError : public SSLError {
+ public:
+  using SSLError::SSLError;
+};
+
+// The connection ended without close_notify: what arrived may be cut short (a truncation
+// attack looks exactly like this). Never reported as a plain EOF.
+class SSLEOFError : public SSLError {
+ public:
+  using SSLError::SSLError;
+};
+
+// The peer's certificate chain did not verify, or does not name the expected host.
+class SSLCertVerificationError : public SSLError {
+ public:
+  using SSLError::SSLError;
+};
+
 // True for the codes that mean "the peer went away" (they raise ConnectionError).
 bool is_connection_lost(std::error_code ec) noexcept;
 
@@ -72,3 +118,5 @@ bool is_connection_lost(std::error_code ec) noexcept;
 
 template <>
 struct std::is_error_code_enum<sockserv::errc> : std::true_type {};
+template <>
+struct std::is_error_code_enum<sockserv::ssl_errc> : std::true_type {};

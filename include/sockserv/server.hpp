@@ -31,6 +31,7 @@
 #include <sockserv/address.hpp>
 #include <sockserv/socket.hpp>
 #include <sockserv/stats.hpp>
+#include <sockserv/tls/ssl_context.hpp>
 
 #include <sys/types.h>
 
@@ -234,8 +235,25 @@ class TCPServer : public BaseServer {
   // binding: construct with bind_and_activate = false, then call this.
   void adopt_socket(Socket listening);
 
+  // --- TLS (docs/adr/0003-transport-model.md) --------------------------------------------------
+  // With a server context, every connection is TLS, and the handler is unchanged: rfile, wfile
+  // and request.recv/sendall read and write plaintext. The handshake runs in the request's own
+  // thread or child process, never on the accept path, after the PROXY header if any, and must
+  // finish within ssl_handshake_timeout as a whole (a client that sends a byte a second is cut
+  // at the deadline). A failed handshake closes that connection only (logged, counted in
+  // stats.tls_failures). set_ssl_context() may be called at any time from any thread (reload):
+  // connections that start afterwards use the new context, running ones keep theirs.
+  void set_ssl_context(std::shared_ptr<const SSLContext> context);
+  std::shared_ptr<const SSLContext> ssl_context() const;
+  std::chrono::nanoseconds ssl_handshake_timeout = std::chrono::seconds(10);
+  // How long the close waits for the peer's close_notify after sending ours.
+  std::chrono::nanoseconds ssl_shutdown_timeout = std::chrono::seconds(2);
+
  protected:
   TCPServer(const Address& address, RequestHandlerFactory handler, int type);
+  // Attaches TLS to the request and runs the handshake under its deadline; false (logged,
+  // counted) when it failed and the connection must be closed.
+  bool start_tls(Request& request, const Address& client_address, const SSLContext& context);
 
  private:
   // Unix socket file policy: a stale file (nobody listening) is removed before bind; the file
@@ -244,6 +262,8 @@ class TCPServer : public BaseServer {
   void apply_dead_peer_detection();
   struct UnixSocketFile;
   std::unique_ptr<UnixSocketFile> socket_file_;
+  mutable std::mutex ssl_mutex_;
+  std::shared_ptr<const SSLContext> ssl_context_;
 };
 
 class UDPServer : public TCPServer {

@@ -27,12 +27,14 @@
 #pragma once
 
 #include <sockserv/address.hpp>
+#include <sockserv/detail/stream_layer.hpp>
 
 #include <sys/socket.h>
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -140,8 +142,21 @@ class Socket {
   // data, not a reset that can destroy data still in flight. Returns true when the peer closed
   // within the deadline. Never throws.
   bool graceful_close(std::chrono::nanoseconds drain_timeout = std::chrono::seconds(1)) noexcept;
-  // Gives up ownership: returns the descriptor and leaves this Socket empty.
-  int detach() noexcept { return std::exchange(fd_, -1); }
+  // Gives up ownership: returns the descriptor and leaves this Socket empty (a stream layer,
+  // TLS, is dropped without a word to the peer).
+  int detach() noexcept;
+
+  // --- Stream layer (docs/adr/0003-transport-model.md) ----------------------------------------
+  // The layer the byte calls go through (TLS), or nullptr for a plain socket. Set by
+  // wrap_socket(); the Socket owns it, and moving the Socket moves it along.
+  detail::StreamLayer* layer() const noexcept { return layer_.get(); }
+  void set_layer(std::unique_ptr<detail::StreamLayer> layer) noexcept;
+  std::unique_ptr<detail::StreamLayer> release_layer() noexcept;
+  // Runs `step` (a layer's handshake or close) until it reports done (>= 0), waiting for the
+  // readiness it asks for under the socket's timeout and deadline, one deadline for the whole
+  // call. Throws as the byte calls do; `op` names the call in the message.
+  using LayerStep = int (*)(detail::StreamLayer& layer, short& want, std::error_code& ec);
+  void drive_layer(std::string_view op, LayerStep step);
 
   // --- Modes -------------------------------------------------------------------------------------
   void setblocking(bool blocking);
@@ -203,9 +218,20 @@ class Socket {
   // True when blocking calls wait in poll() (a timeout or a deadline is set, and the socket is
   // not in non-blocking mode).
   bool waits() const noexcept;
-  // Blocking without a timeout or a deadline: the kernel does all the waiting, so a call is the
-  // bare syscall (the hot path of thread-per-connection handlers).
+  // Blocking without a timeout or a deadline: the kernel does all the waiting.
   bool plain_blocking() const noexcept { return !has_timeout() && !has_deadline(); }
+  // ... and no stream layer: a call is the bare syscall (the hot path of thread-per-connection
+  // handlers).
+  bool bare() const noexcept { return plain_blocking() && !layer_; }
+  // One recv (into `in`) or send (of `out`) under the socket's mode, through the layer if there
+  // is one; waits in poll() up to `until` when `waits`. -1 with `ec` on failure.
+  enum class Direction : bool { receive, send };
+  ssize_t transfer(Direction direction, std::span<char> in, std::string_view out, int flags,
+                   bool waits, std::chrono::steady_clock::time_point until,
+                   std::error_code& ec) noexcept;
+  // The failure of a transfer, with the layer's reason when it has one.
+  [[noreturn]] void fail_transfer(std::error_code ec, std::string_view op) const;
+  bool graceful_close_layer(std::chrono::steady_clock::time_point until) noexcept;
   // sendall / recv_into when they may wait in poll() (a timeout or a deadline is set).
   void sendall_waiting(std::string_view data, int flags);
   std::size_t recv_into_waiting(std::span<char> buffer, int flags);
@@ -213,12 +239,13 @@ class Socket {
   [[noreturn]] void fail(std::string_view op) const;
   std::string describe(std::string_view op) const;
 
-  // 24 bytes: every connection a server holds has a Socket, so the optionals are sentinels.
+  // 32 bytes: every connection a server holds has a Socket, so the optionals are sentinels.
   int fd_ = -1;
   std::int16_t family_ = AF_UNSPEC;
   std::int16_t type_ = 0;
   std::chrono::nanoseconds timeout_{-1};  // negative: none (blocking)
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
+  std::unique_ptr<detail::StreamLayer> layer_;
 };
 
 // Two connected sockets (Python's socket.socketpair()).

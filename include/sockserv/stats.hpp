@@ -18,7 +18,10 @@ struct ServerStatsSnapshot {
   std::uint64_t bytes_out = 0;       // written through wfile / Connection
   std::uint64_t handler_errors = 0;  // exceptions that reached handle_error
   std::uint64_t accept_errors = 0;   // accept/recvfrom failures (EMFILE, ...)
-  // "accepted=12 active=1 rejected=0 timed_out=0 bytes_in=... handler_errors=0 accept_errors=0"
+  std::uint64_t tls_handshakes = 0;  // TLS handshakes completed
+  std::uint64_t tls_failures = 0;    // TLS handshakes failed or timed out (the connection closed)
+  // "accepted=12 active=1 rejected=0 timed_out=0 bytes_in=... handler_errors=0 accept_errors=0",
+  // then "tls_handshakes=... tls_failures=..." when a TLS connection was seen
   std::string to_string() const;
 };
 
@@ -31,6 +34,8 @@ struct ServerStats {
   std::atomic<std::uint64_t> bytes_out{0};
   std::atomic<std::uint64_t> handler_errors{0};
   std::atomic<std::uint64_t> accept_errors{0};
+  std::atomic<std::uint64_t> tls_handshakes{0};
+  std::atomic<std::uint64_t> tls_failures{0};
 
   static void add(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) noexcept {
     counter.fetch_add(n, std::memory_order_relaxed);
