@@ -2,6 +2,7 @@
 // The built-in handlers as coroutines: the same behaviour as builtin_handlers.cpp, for
 // `sockserv serve --mode async`.
 #include "builtin_handlers.hpp"
+#include "tls_options.hpp"
 
 #include <stdexcept>
 #include <string>
@@ -37,6 +38,12 @@ Task<void> whoami_stream(Connection conn) {
   while (!(co_await conn.readline()).empty()) co_await conn.sendall(me);
 }
 
+Task<void> tlsinfo_stream(Connection conn) {
+  for (std::string line; !(line = co_await conn.readline()).empty();) {
+    co_await conn.sendall(tls_info_line(conn.socket()));
+  }
+}
+
 Task<void> whoami_datagram(Datagram d) {
   d.reply(d.address.to_string() + "\n");
   co_return;
@@ -67,6 +74,7 @@ aio::ConnectionHandler async_stream_handler(std::string_view name) {
   if (name == "discard") return discard_stream;
   if (name == "daytime") return daytime_stream;
   if (name == "whoami") return whoami_stream;
+  if (name == "tlsinfo") return tlsinfo_stream;
   throw std::invalid_argument("unknown handler '" + std::string(name) + "'");
 }
 

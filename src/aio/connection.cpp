@@ -25,8 +25,37 @@ char* scratch() {
   return buffer.get();
 }
 
-ssize_t recv_some(int fd, void* into, std::size_t n) noexcept {
-  return sys::retry_eintr([&] { return ::recv(fd, into, n, 0); });
+// A stream layer's failure, as the int the operations keep (errno, or a TLS code above
+// tls_error_base): EAGAIN when it waits for readiness (a TLS write that needs to read waits for
+// the direction of its operation; OpenSSL renegotiation is off, so that is only a KeyUpdate
+// meeting a full socket buffer).
+int layer_errno(const std::error_code& ec) noexcept {
+  if (!ec) return EAGAIN;
+  if (ec.category() == ssl_category()) return tls_error_base + ec.value();
+  return ec.value();
+}
+
+ssize_t recv_some(const Socket& sock, void* into, std::size_t n) noexcept {
+  if (auto* layer = sock.layer()) {
+    short want = 0;
+    std::error_code ec;
+    const auto got = layer->read_some({static_cast<char*>(into), n}, want, ec);
+    if (got < 0) errno = layer_errno(ec);
+    return got;
+  }
+  return sys::retry_eintr([&] { return ::recv(sock.fileno(), into, n, 0); });
+}
+
+ssize_t send_some(const Socket& sock, std::string_view data) noexcept {
+  if (auto* layer = sock.layer()) {
+    short want = 0;
+    std::error_code ec;
+    const auto put = layer->write_some(data, want, ec);
+    if (put < 0) errno = layer_errno(ec);
+    return put;
+  }
+  return sys::retry_eintr(
+      [&] { return ::send(sock.fileno(), data.data(), data.size(), MSG_NOSIGNAL); });
 }
 
 // One recv() into `into`, with the bookkeeping every receive shares: skipped (EAGAIN) while
@@ -36,11 +65,15 @@ ssize_t receive_some(ConnectionState& c, std::span<char> into) noexcept {
     errno = EAGAIN;
     return -1;
   }
-  const auto n = recv_some(c.sock.fileno(), into.data(), into.size());
+  const auto n = recv_some(c.sock, into.data(), into.size());
   if (n >= 0) {
     c.bytes_in += static_cast<std::size_t>(n);
     if (n == 0) c.eof = true;
-    if (n > 0 && static_cast<std::size_t>(n) < into.size()) c.maybe_readable = false;
+    // A short read means the kernel had no more, except over TLS: a read returns one record,
+    // and the next may be waiting in the kernel already (no new edge would come for it).
+    if (n > 0 && static_cast<std::size_t>(n) < into.size() && !c.sock.layer()) {
+      c.maybe_readable = false;
+    }
   } else if (sys::would_block(errno)) {
     c.maybe_readable = false;
   }
@@ -95,6 +128,13 @@ void IoOperation::check(std::string_view operation) const {
     throw_error(std::make_error_code(std::errc::timed_out), operation, where());
   if (error == ECANCELED) {
     throw_error(std::make_error_code(std::errc::operation_canceled), operation, where());
+  }
+  if (sys_error_ > tls_error_base) {
+    const auto* layer = conn().sock.layer();
+    std::string detail = where();
+    if (layer != nullptr) detail += (detail.empty() ? "(" : " (") + layer->error_detail() + ")";
+    throw_error(make_error_code(static_cast<ssl_errc>(sys_error_ - tls_error_base)), operation,
+                detail);
   }
   if (sys_error_) throw_error({sys_error_, std::generic_category()}, operation, where());
 }
@@ -168,9 +208,7 @@ bool SendOperation::attempt(IoWaiter& self) {
   // buffer is full (EAGAIN: wait for the peer to read).
   auto& op = static_cast<SendOperation&>(self);
   while (!op.rest_.empty()) {
-    const auto n = sys::retry_eintr([&] {
-      return ::send(op.conn().sock.fileno(), op.rest_.data(), op.rest_.size(), MSG_NOSIGNAL);
-    });
+    const auto n = send_some(op.conn().sock, op.rest_);
     if (n < 0) {
       if (sys::would_block(errno)) return false;
       op.sys_error_ = errno;
@@ -319,6 +357,13 @@ void Connection::close() noexcept {
     ServerStats::add(state_->stats->bytes_out, state_->bytes_out);
   }
   state_->loop->remove_io(*state_);
+  if (auto* layer = state_->sock.layer()) {
+    // TLS: close_notify, one attempt that does not wait (a socket buffer has room for it but
+    // when the peer stopped reading). aclose() is the version that waits for the peer's.
+    short want = 0;
+    std::error_code ec;
+    layer->close_some(want, ec);
+  }
   state_->sock.close();
   state_->fd = -1;
 }

@@ -215,6 +215,11 @@ void AsyncServerBase::report_task_error(const Address& client_address,
     ServerStats::add(stats.timed_out);
     log(LogLevel::info,
         "connection from " + client_address.to_string() + " timed out (" + e.what() + ")");
+  } catch (const SSLEOFError& e) {
+    // As the blocking servers: the client closed without close_notify (common); the handler
+    // was told by the exception, the log says it in a line.
+    log(LogLevel::info, "connection from " + client_address.to_string() +
+                            " ended without TLS close_notify (" + e.what() + ")");
   } catch (const std::system_error& e) {
     if (detail::is_cancellation(e)) return;
     ServerStats::add(stats.handler_errors);
@@ -450,6 +455,7 @@ void AsyncTCPServer::start_connection(Worker& w, Socket sock, const Address& pee
     conn.settimeout(connection_timeout);
     conn.set_owner(&owner);  // the task is cancelled if the peer hangs up while it works
     conn.set_stats(&stats);  // the connection adds its byte counts when it closes
+    if (auto context = ssl_context()) return serve_tls(std::move(conn), peer, std::move(context));
     // The handler is the task itself: no coroutine frame around it, which an idle connection
     // would keep for its whole life.
     if (!proxy_protocol) return RequestHandlerClass(std::move(conn));

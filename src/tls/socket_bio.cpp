@@ -8,12 +8,14 @@
 #include <openssl/bio.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstdint>
 
 namespace sockserv::tls {
 namespace {
 
-int fd_of(BIO* bio) { return static_cast<int>(reinterpret_cast<std::intptr_t>(BIO_get_data(bio))); }
+TlsStream& stream_of(BIO* bio) { return *static_cast<TlsStream*>(BIO_get_data(bio)); }
+int fd_of(BIO* bio) { return stream_of(bio).fd(); }
 
 int bio_write(BIO* bio, const char* data, int size) {
   BIO_clear_retry_flags(bio);
@@ -25,6 +27,13 @@ int bio_write(BIO* bio, const char* data, int size) {
 
 int bio_read(BIO* bio, char* into, int size) {
   BIO_clear_retry_flags(bio);
+  if (std::string* prefix = stream_of(bio).prefix()) {  // bytes read before TLS started
+    const auto n = std::min(prefix->size(), static_cast<std::size_t>(size));
+    std::copy_n(prefix->data(), n, into);
+    prefix->erase(0, n);
+    if (prefix->empty()) stream_of(bio).drop_prefix();
+    return static_cast<int>(n);
+  }
   const auto n =
       sys::retry_eintr([&] { return ::recv(fd_of(bio), into, static_cast<std::size_t>(size), 0); });
   if (n < 0 && sys::would_block(errno)) BIO_set_retry_read(bio);
@@ -66,9 +75,9 @@ const BIO_METHOD* socket_method() {
 
 }  // namespace
 
-BIO* new_socket_bio(int fd) {
+BIO* new_socket_bio(TlsStream& stream) {
   BIO* bio = BIO_new(socket_method());
-  if (bio != nullptr) BIO_set_data(bio, reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)));
+  if (bio != nullptr) BIO_set_data(bio, &stream);
   return bio;
 }
 

@@ -12,11 +12,21 @@ SSLObject* ssl_object(const Socket& sock) noexcept {
 }
 
 void attach_tls(Socket& sock, const SSLContext& context, bool server_side,
-                const std::string& server_hostname, const SSLSession* session) {
+                const std::string& server_hostname, const SSLSession* session,
+                std::string_view already_received) {
   if (!sock) throw std::invalid_argument("wrap_socket: the socket is closed");
   if (sock.layer() != nullptr) throw std::invalid_argument("wrap_socket: already wrapped");
   sock.set_layer(std::make_unique<tls::TlsStream>(context.impl(), sock.fileno(), server_side,
-                                                  server_hostname, session));
+                                                  server_hostname, session, already_received));
+}
+
+int detail::tls_handshake_some(Socket& sock, short& want, std::error_code& ec) noexcept {
+  auto* stream = dynamic_cast<tls::TlsStream*>(sock.layer());
+  if (stream == nullptr) {
+    ec = std::make_error_code(std::errc::invalid_argument);
+    return -1;
+  }
+  return stream->handshake_some(want, ec);
 }
 
 void do_handshake(Socket& sock) {

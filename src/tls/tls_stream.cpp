@@ -59,8 +59,10 @@ class SigpipeGuard {
 }  // namespace
 
 TlsStream::TlsStream(std::shared_ptr<SSLContext::Impl> context, int fd, bool server_side,
-                     const std::string& server_hostname, const SSLSession* session)
-    : context_(std::move(context)), server_side_(server_side) {
+                     const std::string& server_hostname, const SSLSession* session,
+                     std::string_view already_received)
+    : context_(std::move(context)), fd_(fd), server_side_(server_side) {
+  if (!already_received.empty()) prefix_ = std::make_unique<std::string>(already_received);
   if (context_->server != server_side) {
     throw std::invalid_argument(server_side ? "wrap_socket: server_side needs a server context"
                                             : "wrap_socket: a client needs a client context");
@@ -69,11 +71,11 @@ TlsStream::TlsStream(std::shared_ptr<SSLContext::Impl> context, int fd, bool ser
   ssl_ = SSL_new(context_->ctx);
   if (ssl_ == nullptr) throw_openssl("SSL_new");
   SSL_set_app_data(ssl_, this);
-  if (context_->ktls) {
+  if (context_->ktls && !prefix_) {
     SSL_set_fd(ssl_, fd);  // kTLS needs OpenSSL's own socket BIO
     guard_sigpipe_ = true;
   } else {
-    BIO* bio = new_socket_bio(fd);
+    BIO* bio = new_socket_bio(*this);
     if (bio == nullptr) {
       SSL_free(ssl_);
       throw_openssl("BIO_new");

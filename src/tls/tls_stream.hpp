@@ -20,7 +20,8 @@ namespace sockserv::tls {
 class TlsStream final : public detail::StreamLayer, public SSLObject {
  public:
   TlsStream(std::shared_ptr<SSLContext::Impl> context, int fd, bool server_side,
-            const std::string& server_hostname, const SSLSession* session);
+            const std::string& server_hostname, const SSLSession* session,
+            std::string_view already_received = {});
   ~TlsStream() override;
 
   // The stream an SSL belongs to (for OpenSSL's callbacks), or nullptr.
@@ -30,6 +31,10 @@ class TlsStream final : public detail::StreamLayer, public SSLObject {
     sni_context_ = std::move(context);
   }
   const SSLContext::Impl& base_context() const noexcept { return *context_; }
+  // For the BIO: the descriptor, and bytes received before TLS started (read first).
+  int fd() const noexcept { return fd_; }
+  std::string* prefix() noexcept { return prefix_.get(); }
+  void drop_prefix() noexcept { prefix_.reset(); }
 
   // One handshake attempt: 1 when done, -1 with `want` or `ec`.
   int handshake_some(short& want, std::error_code& ec) noexcept;
@@ -66,6 +71,8 @@ class TlsStream final : public detail::StreamLayer, public SSLObject {
   std::shared_ptr<SSLContext::Impl> context_;
   std::shared_ptr<SSLContext::Impl> sni_context_;
   SSL* ssl_ = nullptr;
+  std::unique_ptr<std::string> prefix_;  // rarely any: a pointer, not a string per connection
+  int fd_ = -1;
   unsigned long last_error_ = 0;  // OpenSSL's code for the last failure (error_detail)
   bool server_side_ = false;
   bool guard_sigpipe_ = false;  // kTLS: OpenSSL's socket BIO writes with write(2)
@@ -73,6 +80,6 @@ class TlsStream final : public detail::StreamLayer, public SSLObject {
 
 // The BIO sockserv puts under an SSL when kTLS is off: recv/send on the descriptor, with
 // MSG_NOSIGNAL (OpenSSL's socket BIO uses write(2): a peer gone would raise SIGPIPE).
-BIO* new_socket_bio(int fd);
+BIO* new_socket_bio(TlsStream& stream);
 
 }  // namespace sockserv::tls

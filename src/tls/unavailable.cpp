@@ -47,8 +47,13 @@ SSLContext create_default_context(Purpose, const std::string&) {
   return SSLContext(SSLContext::Protocol::TLS_CLIENT);
 }
 SSLObject* ssl_object(const Socket&) noexcept { return nullptr; }
-void attach_tls(Socket&, const SSLContext&, bool, const std::string&, const SSLSession*) {
+void attach_tls(Socket&, const SSLContext&, bool, const std::string&, const SSLSession*,
+                std::string_view) {
   unavailable("wrap_socket");
+}
+int detail::tls_handshake_some(Socket&, short&, std::error_code& ec) noexcept {
+  ec = ssl_errc::unavailable;
+  return -1;
 }
 void do_handshake(Socket&) { unavailable("do_handshake"); }
 void SSLSocket::do_handshake() { unavailable("do_handshake"); }

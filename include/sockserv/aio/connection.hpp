@@ -36,6 +36,7 @@
 #include <sockserv/proxy_protocol.hpp>
 #include <sockserv/socket.hpp>
 #include <sockserv/stats.hpp>
+#include <sockserv/tls/ssl_socket.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -104,12 +105,27 @@ class Connection {
   detail::SendOperation write(std::string_view data) { return sendall(data); }
   Task<void> write_frame(const Codec& codec, std::string_view message);
 
+  // --- TLS (docs/adr/0003-transport-model.md) ------------------------------------------------
+  // Every operation above works unchanged over TLS when the socket carries a TLS layer (a
+  // server with an ssl_context, open_connection with a context, or a wrapped Socket).
+  // The handshake: each wait within the timeout; wrap it in with_timeout() for a total
+  // deadline (the servers do). Cancellable like every operation. Throws as SSLSocket's.
+  Task<void> do_handshake();
+  // The TLS state (version, cipher, ALPN, SNI, peer certificate), or nullptr when plain.
+  SSLObject* ssl_object() const noexcept { return sockserv::ssl_object(state_->sock); }
+
   // --- Ending
   // --------------------------------------------------------------------------------------
-  // shutdown(2); SHUT_WR tells the peer we are done sending (it reads EOF).
+  // shutdown(2); SHUT_WR tells the peer we are done sending (it reads EOF). Over TLS,
+  // close_notify goes first.
   void shutdown(int how = SHUT_WR);
-  // Unregisters and closes the socket. A pending operation must not be waiting.
+  // Unregisters and closes the socket. A pending operation must not be waiting. Over TLS it
+  // sends close_notify first, without waiting.
   void close() noexcept;
+  // The polite end: close_notify (TLS), FIN, then reads and drops what the peer still sends
+  // until it closes or `timeout` passes, then close(). True when the peer closed in time (over
+  // TLS: with its close_notify, or at least its FIN).
+  Task<bool> aclose(std::chrono::nanoseconds timeout = std::chrono::seconds(2));
 
   // For the servers: the task to cancel when the peer hangs up while nobody waits on I/O.
   // One owner per connection and one connection per owner; either may end first.
@@ -127,6 +143,8 @@ class Connection {
 
  private:
   friend Task<Connection> open_connection(Address address, Timeout timeout);
+  friend Task<Connection> open_connection(Address address, const SSLContext& context,
+                                          std::string server_hostname, Timeout timeout);
   friend Task<ProxyHeader> read_proxy_header(Connection& conn);
 
   std::unique_ptr<detail::ConnectionState> state_;
@@ -134,6 +152,11 @@ class Connection {
 
 // Connects to `address` without blocking the loop. Throws SocketError/TimeoutError.
 Task<Connection> open_connection(Address address, Timeout timeout = std::nullopt);
+// The same over TLS (asyncio's open_connection(ssl=...)): connects, then runs the handshake as
+// a client of `context`, sending server_hostname (SNI) and verifying it when the context
+// checks host names. `timeout` bounds the connect and the handshake, each.
+Task<Connection> open_connection(Address address, const SSLContext& context,
+                                 std::string server_hostname, Timeout timeout = std::nullopt);
 
 // Reads a PROXY protocol v1/v2 header at the start of `conn` (proxy_protocol.hpp); bytes after
 // it stay in the connection's buffer for the handler. The whole header must arrive within the

@@ -141,6 +141,7 @@ class AsyncTCPServer : public AsyncServerBase {
   // Binds and listens unless bind_and_activate is false (then set attributes and call
   // bind_and_activate()).
   AsyncTCPServer(const Address& address, ConnectionHandler handler, bool bind_and_activate = true);
+  ~AsyncTCPServer() override;
 
   void server_activate() override;
   // Return false to refuse a connection (it is closed at once). Called on a loop thread.
@@ -159,10 +160,33 @@ class AsyncTCPServer : public AsyncServerBase {
   bool proxy_protocol = false;
   ConnectionHandler RequestHandlerClass;
 
+  // --- TLS (docs/adr/0003-transport-model.md) --------------------------------------------------
+  // With a server context every connection is TLS; the handler is unchanged. The handshake runs
+  // in the connection's own task, after the PROXY header if any, within ssl_handshake_timeout
+  // as a whole. At most max_handshakes are in progress at once (over all loops, shared evenly):
+  // past that the *oldest* is dropped, so silent connections cannot hold every slot against a
+  // client whose handshake takes milliseconds. Failures close that connection only (logged,
+  // stats.tls_failures). set_ssl_context() may be called from any thread at any time (reload).
+  // When a handler returns, close_notify is sent (Connection::close; aclose() waits for the
+  // peer's).
+  void set_ssl_context(std::shared_ptr<const SSLContext> context);
+  std::shared_ptr<const SSLContext> ssl_context() const;
+  std::chrono::nanoseconds ssl_handshake_timeout = std::chrono::seconds(10);
+  std::size_t max_handshakes = 1024;
+
  protected:
   Task<void> receive_loop(detail::Worker& worker) override;
 
  private:
+  struct PendingHandshake;
+  struct HandshakeQueue;
+  Task<void> serve_tls(Connection conn, Address peer, std::shared_ptr<const SSLContext> context);
+  // The queue of handshakes in progress on the calling thread's loop.
+  HandshakeQueue& handshake_queue();
+  mutable std::mutex tls_mutex_;
+  std::shared_ptr<const SSLContext> ssl_context_;
+  std::vector<std::pair<EventLoop*, std::shared_ptr<HandshakeQueue>>> handshake_queues_;
+
   void start_connection(detail::Worker& worker, Socket sock, const Address& peer);
   Task<void> serve_proxied(Connection conn, Address peer);
   // Reads the PROXY header; false (logged, counted) when the connection must be dropped.

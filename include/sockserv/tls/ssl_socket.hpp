@@ -128,7 +128,16 @@ void do_handshake(Socket& sock);
 
 // Attaches a TLS layer to `sock` in place (no handshake yet): what a server does in the
 // request's own thread, so a Socket& handed to a handler becomes a TLS socket.
+// `already_received`: bytes of the TLS stream read from the socket before (an event-loop
+// server reads past a PROXY header): TLS reads them first.
 void attach_tls(Socket& sock, const SSLContext& context, bool server_side,
-                const std::string& server_hostname = {}, const SSLSession* session = nullptr);
+                const std::string& server_hostname = {}, const SSLSession* session = nullptr,
+                std::string_view already_received = {});
+
+namespace detail {
+// One handshake attempt on a socket with a TLS layer (the event loop's do_handshake): 1 when
+// done, -1 with `want` (POLLIN/POLLOUT) or `ec`.
+int tls_handshake_some(Socket& sock, short& want, std::error_code& ec) noexcept;
+}  // namespace detail
 
 }  // namespace sockserv

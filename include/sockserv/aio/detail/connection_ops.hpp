@@ -27,6 +27,9 @@
 namespace sockserv::aio {
 namespace detail {
 
+// Operations keep a failure as an int: an errno value, or a TLS code (ssl_errc) above this.
+inline constexpr int tls_error_base = 1 << 16;
+
 // A connection's state, on the heap so its address stays fixed while the loop refers to it.
 struct ConnectionState : IoState {
   Socket sock;
@@ -76,6 +79,21 @@ class IoOperation : protected IoWaiter {
   ConnectionState& conn() const noexcept { return static_cast<ConnectionState&>(*state); }
 
   int sys_error_ = 0;
+};
+
+// One TLS handshake attempt, waiting in the direction OpenSSL asks for. Completes when the
+// handshake is done (true) or when it needs the other direction (false: await a new one).
+class HandshakeOperation : public IoOperation {
+ public:
+  HandshakeOperation(ConnectionState& c, bool reading) noexcept;
+  bool await_resume() {
+    check("do_handshake");
+    return done_;
+  }
+
+ private:
+  static bool attempt(IoWaiter& self);
+  bool done_ = false;
 };
 
 // Waits for readiness only (connect completion).
