@@ -2,16 +2,18 @@
 # SPDX-License-Identifier: MIT
 # Installs the Debian packages a sockserv task needs, and only those that are missing, so the
 # README's commands work on a fresh Debian 12 machine.
-#   scripts/bootstrap.sh build   compiler, CMake, Ninja, CLI11 (enough to run the server)
+#   scripts/bootstrap.sh build   compiler, CMake, Ninja, CLI11, OpenSSL 3 (TLS), liburing
+#                                (enough to run the server)
 #   scripts/bootstrap.sh test    + GoogleTest, Python 3, nc, socat, nginx with its stream module,
-#                                iproute2 (the test suite; nginx_proxy_test, network namespaces)
+#                                iproute2, the openssl and gnutls-cli clients (the TLS interop
+#                                tests; nginx_proxy_test, network namespaces)
 #   scripts/bootstrap.sh ci      + clang and its libFuzzer runtime, clang-format, pkg-config
 #   scripts/bootstrap.sh bench   + Google Benchmark, Asio, libuv (benchmark peers)
 set -euo pipefail
 
-build=(cmake ninja-build g++ libcli11-dev)
+build=(cmake ninja-build g++ libcli11-dev libssl-dev liburing-dev)
 test=("${build[@]}" libgtest-dev libgmock-dev python3 netcat-openbsd socat procps nginx
-      libnginx-mod-stream iproute2 liburing-dev)
+      libnginx-mod-stream iproute2 openssl gnutls-bin)
 ci=("${test[@]}" clang libclang-rt-14-dev clang-format pkg-config libbenchmark-dev)
 bench=("${test[@]}" libbenchmark-dev libasio-dev libuv1-dev)
 
