@@ -105,10 +105,14 @@ Task<void> AsyncTCPServer::serve_tls(Connection conn, Address peer,
     if (cancelled) co_return;  // the server is shutting down: quietly
     ServerStats::add(stats.tls_failures);
     if (dynamic_cast<const TimeoutError*>(&e) != nullptr) ServerStats::add(stats.timed_out);
-    const std::string why =
-        pending.evicted ? "dropped: " + std::to_string(cap) +
-                              " handshakes in progress on this loop (max_handshakes), oldest first"
-                        : std::string(e.what());
+    std::string why = e.what();
+    if (pending.evicted) {
+      why = "dropped: " + std::to_string(cap) +
+            " handshakes in progress on this loop (max_handshakes), oldest first";
+    } else if (dynamic_cast<const TimeoutError*>(&e) != nullptr) {
+      why = "not done within ssl_handshake_timeout (" +
+            std::to_string(std::chrono::duration<double>(ssl_handshake_timeout).count()) + " s)";
+    }
     log(LogLevel::warning,
         "TLS handshake with " + peer.to_string() + " failed: " + why + "; closing the connection");
     co_return;
