@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Builds the fuzz targets (preset "fuzz", clang++ with libFuzzer + ASan + UBSan) and runs each for
-# DURATION_SECONDS (default 20) from a small hand-made seed corpus. Exits non-zero if any target
-# crashes, leaks, times out or breaks one of its checked properties; the reproducer is saved as
-# BUILD/artifacts/<target>-crash-*  (rerun it with: BUILD/fuzz/<target> <file>).
+# DURATION_SECONDS (default 20) from a small hand-made seed corpus, plus the committed binary seeds
+# of fuzz/corpus/ (TLS client flights captured from `openssl s_client`). Exits non-zero if any
+# target crashes, leaks, times out or breaks one of its checked properties; the reproducer is
+# saved as BUILD/artifacts/<target>-crash-*  (rerun it with: BUILD/fuzz/<target> <file>).
 #
 #   fuzz/run.sh 20
 #   SOCKSERV_FUZZ_BUILD_DIR=build/my-fuzz fuzz/run.sh 60   # another build directory
@@ -51,12 +52,28 @@ seed fuzz_readline empty '\x00\x00'
 seed fuzz_proxy_header v1 'PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\nGET /'
 seed fuzz_proxy_header v1-unknown 'PROXY UNKNOWN\r\n'
 seed fuzz_proxy_header v2 '\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c\xc6\x33\x64\x09\xc0\x00\x02\x01\x9c\x40\x01\xbb'
+# Binary seeds, committed: fuzz/corpus/NAME/*.bin seed fuzz_NAME.
+for dir in fuzz/corpus/*/; do
+  [[ -d $dir ]] || continue
+  name=$(basename "$dir")
+  mkdir -p "$build/corpus-fuzz_$name"
+  cp "$dir"*.bin "$build/corpus-fuzz_$name/"
+done
+
+targets=(fuzz_fixed_length fuzz_delimiter fuzz_length_prefix fuzz_type_prefix
+         fuzz_close_terminated fuzz_readline fuzz_proxy_header)
+# Built only when sockserv has TLS (OpenSSL 3).
+if [[ -x $build/fuzz/fuzz_tls_handshake ]]; then
+  targets+=(fuzz_tls_handshake)
+else
+  echo "=== fuzz_tls_handshake: not built (sockserv without TLS), skipped"
+fi
+
 mkdir -p "$build/artifacts"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 failed=()
-for target in fuzz_fixed_length fuzz_delimiter fuzz_length_prefix fuzz_type_prefix \
-              fuzz_close_terminated fuzz_readline fuzz_proxy_header; do
+for target in "${targets[@]}"; do
   echo "=== $target: ${duration}s"
   if ! "$build/fuzz/$target" "$build/corpus-$target" -max_total_time="$duration" -max_len=4096 \
        -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
