@@ -71,6 +71,7 @@ int on_server_name(SSL* ssl, int* alert, void* arg) {
     }
   }
   if (chosen && chosen->impl().get() != &impl) {
+    chosen->impl()->frozen.store(true, std::memory_order_release);  // in use from now on
     if (auto* stream = tls::TlsStream::of(ssl)) stream->adopt_context(chosen->impl());
     SSL_set_SSL_CTX(ssl, chosen->impl()->ctx);
   }

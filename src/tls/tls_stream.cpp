@@ -68,6 +68,7 @@ TlsStream::TlsStream(std::shared_ptr<SSLContext::Impl> context, int fd, bool ser
                                             : "wrap_socket: a client needs a client context");
   }
   context_->frozen.store(true, std::memory_order_release);
+  for (const auto& [name, sni] : context_->sni) sni->impl()->frozen.store(true);
   ssl_ = SSL_new(context_->ctx);
   if (ssl_ == nullptr) throw_openssl("SSL_new");
   SSL_set_app_data(ssl_, this);
