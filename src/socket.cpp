@@ -110,6 +110,12 @@ ssize_t Socket::transfer(Direction direction, std::span<char> in, std::string_vi
                      : ::recv(fd_, in.data(), in.size(), flags);
     });
   }
+  // A layer has no MSG_PEEK, MSG_OOB, ...: refused rather than silently ignored (Python raises
+  // ValueError). MSG_DONTWAIT and MSG_NOSIGNAL are what the layer does anyway.
+  if ((flags & ~(MSG_DONTWAIT | MSG_NOSIGNAL)) != 0) {
+    ec = std::make_error_code(std::errc::operation_not_supported);
+    return -1;
+  }
   // The layer's loop: the same as io_call's, but the layer says which readiness it needs (a TLS
   // read may have to write first, and a write to read).
   for (;;) {

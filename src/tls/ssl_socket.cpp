@@ -50,8 +50,11 @@ SSLSocket SSLContext::wrap_socket(Socket sock, bool server_side, const std::stri
 void SSLSocket::do_handshake() { sockserv::do_handshake(*this); }
 
 Socket SSLSocket::unwrap() {
+  if (dynamic_cast<tls::TlsStream*>(layer()) == nullptr) {
+    throw std::invalid_argument("unwrap: not a TLS socket");
+  }
   drive_layer("unwrap", [](detail::StreamLayer& layer, short& want, std::error_code& ec) {
-    return layer.close_some(want, ec);
+    return static_cast<tls::TlsStream&>(layer).unwrap_some(want, ec);
   });
   release_layer();
   return Socket(std::move(static_cast<Socket&>(*this)));

@@ -212,6 +212,21 @@ int TlsStream::close_some(short& want, std::error_code& ec) noexcept {
   return static_cast<int>(fail(result, saved, want, ec, false));
 }
 
+int TlsStream::unwrap_some(short& want, std::error_code& ec) noexcept {
+  if (!handshake_done()) return 1;
+  ERR_clear_error();
+  errno = 0;
+  int result = SSL_shutdown(ssl_);  // 0: ours is out; again: read the peer's
+  if (result == 0) result = SSL_shutdown(ssl_);
+  const int saved = errno;
+  if (result == 1) return 1;
+  if (result == 0) {
+    want = POLLIN;
+    return -1;
+  }
+  return static_cast<int>(fail(result, saved, want, ec, false));
+}
+
 std::size_t TlsStream::pending() const noexcept {
   const int decrypted = SSL_pending(ssl_);
   if (decrypted > 0) return static_cast<std::size_t>(decrypted);
@@ -249,7 +264,10 @@ std::string TlsStream::server_hostname() const {
 }
 
 SSLSession TlsStream::session() const {
-  SSL_SESSION* s = SSL_get1_session(ssl_);
+  // A copy: the connection's own session becomes unresumable when the connection ends without
+  // close_notify (OpenSSL marks it so at SSL_free), and a saved session must outlive that.
+  SSL_SESSION* own = SSL_get0_session(ssl_);
+  SSL_SESSION* s = own != nullptr ? SSL_SESSION_dup(own) : nullptr;
   if (s == nullptr) return {};
   return SSLSession(
       std::shared_ptr<void>(s, [](void* p) { SSL_SESSION_free(static_cast<SSL_SESSION*>(p)); }));

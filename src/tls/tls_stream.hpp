@@ -38,6 +38,8 @@ class TlsStream final : public detail::StreamLayer, public SSLObject {
 
   // One handshake attempt: 1 when done, -1 with `want` or `ec`.
   int handshake_some(short& want, std::error_code& ec) noexcept;
+  // One attempt at a two-way TLS close (unwrap): 1 when both close_notify alerts have crossed.
+  int unwrap_some(short& want, std::error_code& ec) noexcept;
 
   // StreamLayer
   ssize_t read_some(std::span<char> into, short& want, std::error_code& ec) noexcept override;

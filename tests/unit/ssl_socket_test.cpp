@@ -312,15 +312,9 @@ TEST_P(SslResumptionTest, SessionOfOneConnectionResumesTheNext) {
   EXPECT_TRUE(server.get()) << "the server resumed too";
 }
 
-// LIBRARY BUG (open, reported to the TLS author; do not "fix" this test): SSLObject::session()
-// (TlsStream::session, src/tls/tls_stream.cpp) hands out the connection's own SSL_SESSION
-// (SSL_get1_session). When that connection then ends without close_notify (close(), or the
-// destructor), SSL_free() marks the shared session not resumable (OpenSSL's
-// ssl_clear_bad_session), so the session the caller saved resumes nothing. Since TLS 1.1 a
-// missing close_notify need not forbid resumption, and Python's SSLSocket.session (which this
-// API mirrors) copies the session for exactly this reason (CPython's _ssl_session_dup, OpenSSL
-// issue 1550): in Python the same steps resume. Fix: return SSL_SESSION_dup() of it.
-TEST_P(SslResumptionTest, SessionSavedBeforeAPlainCloseStillResumes_LibraryBug) {
+// Regression: session() hands out a copy, so a session saved before a close without
+// close_notify (which makes OpenSSL mark the connection's own session unresumable) resumes.
+TEST_P(SslResumptionTest, SessionSavedBeforeAPlainCloseStillResumes) {
   const auto server_ctx = server_context();
   auto ctx = client_context();
   ctx.set_maximum_version(GetParam());
@@ -382,13 +376,9 @@ TEST_F(SslSocketTest, ContextIsFrozenOnceAConnectionUsedIt) {
   EXPECT_THROW(used_server.set_num_tickets(0), std::logic_error);
 }
 
-// LIBRARY BUG (open, reported to the TLS author; do not "fix" this test): SSLSocket::unwrap()
-// (src/tls/ssl_socket.cpp) is documented to send close_notify and wait for the peer's, but it
-// drives TlsStream::close_some (src/tls/tls_stream.cpp), which counts SSL_shutdown() == 0 ("ours
-// is sent") as done. So unwrap() returns before the peer's close_notify was read, and that TLS
-// record (an encrypted alert, "\x17\x03\x03\x00\x13...") is then read as the first bytes of
-// the clear-text stream on both sides. Python's unwrap() waits for the peer's close_notify.
-TEST_F(SslSocketTest, UnwrapLeavesAPlainSocketThatStillWorks_LibraryBug) {
+// Regression: unwrap() waits for the peer's close_notify, so no TLS record is left to be
+// read as clear text afterwards.
+TEST_F(SslSocketTest, UnwrapLeavesAPlainSocketThatStillWorks) {
   const auto server_ctx = server_context();
   auto [client, server] = handshake(client_context(), server_ctx, [](SSLSocket& tls) {
     tls.sendall("secret\n");
@@ -405,13 +395,9 @@ TEST_F(SslSocketTest, UnwrapLeavesAPlainSocketThatStillWorks_LibraryBug) {
   EXPECT_EQ(server.get(), "plain\n");
 }
 
-// LIBRARY BUG (open, reported to the TLS author; do not "fix" this test): over TLS the byte
-// calls drop their `flags` (Socket::transfer, src/socket.cpp, passes them only to the plain
-// syscalls; TlsStream::read_some has no flags). recv(n, MSG_PEEK) therefore consumes the bytes it
-// claims to peek at, and the next recv() never sees them: silent data loss. Python refuses flags
-// on an SSLSocket (ValueError "non-zero flags not allowed"); either refusing (an exception) or
-// a real peek passes this test.
-TEST_F(SslSocketTest, RecvWithMsgPeekRefusesOrLeavesTheBytes_LibraryBug) {
+// Regression: flags other than MSG_DONTWAIT/MSG_NOSIGNAL are refused over TLS (Python raises
+// ValueError) instead of being dropped, which made MSG_PEEK consume the bytes.
+TEST_F(SslSocketTest, RecvWithMsgPeekRefusesOrLeavesTheBytes) {
   const auto server_ctx = server_context();
   auto [client, server] = handshake(client_context(), server_ctx, [](SSLSocket& tls) {
     tls.sendall("peek me\n");
