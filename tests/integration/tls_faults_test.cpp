@@ -106,7 +106,9 @@ class TlsFaultsTest : public testing::Test {
     args.insert(args.end(), extra.begin(), extra.end());
     server_ = std::make_unique<test::ServeProcess>(SOCKSERV_EXE, args);
     if (!server_->started()) throw std::runtime_error("sockserv serve did not start");
-    if (handler == "upper") EXPECT_TRUE(served()) << "warm-up";
+    if (handler == "upper") {
+      EXPECT_TRUE(served()) << "warm-up";
+    }
     baseline_ = settled_fds(server_->pid());
   }
   // A normal Python client is served.
@@ -114,7 +116,9 @@ class TlsFaultsTest : public testing::Test {
     const auto lines = test::python_client(server_->port(), {"ca=" + certs_.ca_cert});
     const bool ok =
         lines.size() == 1 && lines[0].starts_with("OK HELLO |") && lines[0].ends_with(" cn=" + cn);
-    if (!ok) ADD_FAILURE() << (lines.empty() ? "(no output)" : lines[0]);
+    if (!ok) {
+      ADD_FAILURE() << (lines.empty() ? "(no output)" : lines[0]);
+    }
     return ok;
   }
   Socket connect() { return test::connect_to(server_->address(), 10s); }
