@@ -138,12 +138,8 @@ void Socket::drive_layer(std::string_view op, LayerStep step) {
   for (;;) {
     short want = 0;
     if (step(*layer_, want, ec) >= 0) return;
-    if (!ec) {
-      if (!waits())
-        ec = std::make_error_code(std::errc::resource_unavailable_try_again);
-      else
-        wait_ready(want, until, ec);
-    }
+    if (!ec && !waits()) ec = std::make_error_code(std::errc::resource_unavailable_try_again);
+    if (!ec) wait_ready(want, until, ec);
     if (ec) fail_transfer(ec, op);
   }
 }

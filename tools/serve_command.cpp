@@ -24,6 +24,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 
 namespace sockserv::tool {
@@ -108,8 +109,10 @@ int run_serve(const ServeOptions& options) {
     }
   }
   if (event > 0) {
+    std::ostringstream grace;
+    grace << options.grace;  // "10", "0.5": not to_string's "10.000000"
     log(LogLevel::info, std::string("sockserv serve: ") + ::strsignal(event) +
-                            ", shutting down (grace " + std::to_string(options.grace) + " s)");
+                            ", shutting down (grace " + grace.str() + " s)");
     // shutdown() may wait for the request in flight (sync) or the whole drain (async): it runs
     // on its own thread, so this one stays free to act on a second signal at once.
     Thread stopping([&server] { server.shutdown(); });

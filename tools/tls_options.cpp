@@ -124,7 +124,7 @@ std::string client_server_name(const ClientTlsOptions& o, const std::string& add
 std::string tls_info_line(const Socket& sock) {
   const SSLObject* tls = ssl_object(sock);
   if (tls == nullptr) return "version=- cipher=- alpn=- sni=- resumed=0 peer=-\n";
-  auto or_dash = [](std::string s) { return s.empty() ? std::string("-") : s; };
+  auto or_dash = [](const std::string& s) { return s.empty() ? std::string("-") : s; };
   const auto cipher = tls->cipher();
   const auto peer = tls->getpeercert();
   return "version=" + or_dash(tls->version()) + " cipher=" + (cipher ? cipher->name : "-") +

@@ -8,6 +8,7 @@
 #include <sockserv/tls/ssl_socket.hpp>
 
 #include <algorithm>
+#include <sstream>
 
 namespace sockserv::aio {
 
@@ -52,19 +53,10 @@ void AsyncTCPServer::PendingHandshake::unlink() noexcept {
 AsyncTCPServer::~AsyncTCPServer() = default;
 
 void AsyncTCPServer::set_ssl_context(std::shared_ptr<const SSLContext> context) {
-  if (context && !context->server_side()) {
-    throw std::invalid_argument(
-        "set_ssl_context: a server needs a server context "
-        "(create_default_context(Purpose::CLIENT_AUTH))");
-  }
-  const std::lock_guard lock(tls_mutex_);
-  ssl_context_ = std::move(context);
+  ssl_context_.set(std::move(context));
 }
 
-std::shared_ptr<const SSLContext> AsyncTCPServer::ssl_context() const {
-  const std::lock_guard lock(tls_mutex_);
-  return ssl_context_;
-}
+std::shared_ptr<const SSLContext> AsyncTCPServer::ssl_context() const { return ssl_context_.get(); }
 
 AsyncTCPServer::HandshakeQueue& AsyncTCPServer::handshake_queue() {
   EventLoop* loop = EventLoop::current();
@@ -110,8 +102,10 @@ Task<void> AsyncTCPServer::serve_tls(Connection conn, Address peer,
       why = "dropped: " + std::to_string(cap) +
             " handshakes in progress on this loop (max_handshakes), oldest first";
     } else if (dynamic_cast<const TimeoutError*>(&e) != nullptr) {
-      why = "not done within ssl_handshake_timeout (" +
-            std::to_string(std::chrono::duration<double>(ssl_handshake_timeout).count()) + " s)";
+      std::ostringstream text;
+      text << "timed out: not done within ssl_handshake_timeout ("
+           << std::chrono::duration<double>(ssl_handshake_timeout).count() << " s)";
+      why = text.str();
     }
     log(LogLevel::warning,
         "TLS handshake with " + peer.to_string() + " failed: " + why + "; closing the connection");

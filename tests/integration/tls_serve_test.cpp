@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// `sockserv serve --tls-*` as a real process in every blocking mode (sync, threading, pool,
-// forking), against three independent TLS implementations as clients: `openssl s_client`,
+// `sockserv serve --tls-*` as a real process in every mode (sync, threading, pool, forking,
+// async), against three independent TLS implementations as clients: `openssl s_client`,
 // Python's ssl module and `gnutls-cli`. What the server negotiated is read back through
 // `--handler tlsinfo` ("version=... cipher=... alpn=... sni=... resumed=0|1 peer=..."). Also:
 // versions, ALPN, SNI, client certificates (required and optional), session resumption across
@@ -212,7 +212,8 @@ TEST_P(TlsServeModeTest, SendCommandVerifiesTheServer) {
 std::string mode_name(const testing::TestParamInfo<std::string>& mode) { return mode.param; }
 
 INSTANTIATE_TEST_SUITE_P(Modes, TlsServeModeTest,
-                         testing::Values("sync", "threading", "pool", "forking"), mode_name);
+                         testing::Values("sync", "threading", "pool", "forking", "async"),
+                         mode_name);
 
 // Each connection is served by a different child: the ticket the first child issued must open
 // in the second one.

@@ -183,8 +183,8 @@ class AsyncTCPServer : public AsyncServerBase {
   Task<void> serve_tls(Connection conn, Address peer, std::shared_ptr<const SSLContext> context);
   // The queue of handshakes in progress on the calling thread's loop.
   HandshakeQueue& handshake_queue();
-  mutable std::mutex tls_mutex_;
-  std::shared_ptr<const SSLContext> ssl_context_;
+  std::mutex tls_mutex_;  // guards handshake_queues_
+  SSLContextSlot ssl_context_;
   std::vector<std::pair<EventLoop*, std::shared_ptr<HandshakeQueue>>> handshake_queues_;
 
   void start_connection(detail::Worker& worker, Socket sock, const Address& peer);

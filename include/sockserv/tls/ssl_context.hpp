@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -146,6 +147,19 @@ class SSLContext {
 
  private:
   std::shared_ptr<Impl> impl_;
+};
+
+// A server's current context: swapped whole from any thread (a reload), read once per
+// connection, which keeps the context it got. One uncontended lock per read.
+class SSLContextSlot {
+ public:
+  // Throws std::invalid_argument for a client context.
+  void set(std::shared_ptr<const SSLContext> context);
+  std::shared_ptr<const SSLContext> get() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const SSLContext> context_;
 };
 
 // Python's ssl.create_default_context: CLIENT_AUTH gives a server's context, SERVER_AUTH a
