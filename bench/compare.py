@@ -5,6 +5,7 @@ and prints (or writes into docs/BENCHMARKS.md) one Markdown comparison.
 
     bench/compare.py [--build-dir build/release] [--repeats 3] [--duration 3] [--write]
     bench/compare.py --quick                # one repeat of one second per cell: a smoke run
+    bench/compare.py --tls [--write]        # the TLS servers instead (about 5 minutes)
     bench/run.sh ...                        # bootstrap + build + this script
 
 Nothing is built here: the build directory must hold tools/sockserv and bench/peers/*.
@@ -17,6 +18,14 @@ scenario once per repeat (servers interleaved, their order rotated between repea
 the median of its repeats, and ratios to the epoll ceiling are taken within one repeat before the
 median is taken. Cells that make no sense (a server that serves one connection at a time, given
 fifty) are marked n/a with the reason.
+
+--tls compares the TLS servers (sockserv's async and threading modes, bench/peers' OpenSSL + epoll
+ceiling, Asio's ssl::stream and Python's ssl in threads and asyncio) the same way, with an ECDSA
+P-256 and an RSA-2048 certificate made by the openssl command in a temporary directory: server
+CPU per full handshake (each certificate) and per resumed one (`sockserv bench --tls
+--handshakes [--resume]`), per 64-byte ping-pong message, 16 KiB bulk throughput, and memory per
+idle TLS connection; ratios to the ceiling and to Asio; and the issue's targets, met or missed.
+Its block goes between the compare-tls markers of docs/BENCHMARKS.md.
 """
 import argparse
 import datetime
@@ -31,6 +40,7 @@ import statistics
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -101,6 +111,105 @@ def not_applicable(server, scenario):
     return None
 
 
+# ---- TLS (--tls) -------------------------------------------------------------------------------
+
+TLS_CEILING = "OpenSSL + epoll (ceiling)"
+TLS_REFERENCE = "Asio ssl::stream"
+TLS_BEGIN, TLS_END = "<!-- compare-tls:begin -->", "<!-- compare-tls:end -->"
+CERT, KEY = "@CERT@", "@KEY@"  # in a TLS server's command: the scenario's certificate and key
+
+
+def tls_servers(build):
+    """(name, command) of every TLS server; CERT and KEY stand for the certificate's files."""
+    tool = os.path.join(build, "tools", "sockserv")
+    peers = os.path.join(build, "bench", "peers")
+    pysrc = os.path.join(ROOT, "bench", "peers")
+    tls = ["--tls-cert", CERT, "--tls-key", KEY]
+
+    def mode(m, *extra):
+        return [tool, "serve", "--mode", m, "--timeout", "0", *extra, "--handler", "echo",
+                "--tcp", "127.0.0.1:0", *tls]
+
+    return [
+        ("sockserv async ×1", mode("async", "--threads", "1")),
+        ("sockserv threading", mode("threading", "--max-connections", "16384")),
+        # The CLI's defaults: a loop per core (both on the one server CPU), --timeout 60.
+        ("sockserv async, defaults", [tool, "serve", "--mode", "async", "--handler", "echo",
+                                      "--tcp", "127.0.0.1:0", *tls]),
+        (TLS_REFERENCE, [os.path.join(peers, "asio_ssl_echo"), "0", CERT, KEY]),
+        ("Python ThreadingTCPServer + ssl",
+         [sys.executable, os.path.join(pysrc, "py_ssl_threading_echo.py"), "0", CERT, KEY]),
+        ("Python asyncio + ssl",
+         [sys.executable, os.path.join(pysrc, "py_ssl_asyncio_echo.py"), "0", CERT, KEY]),
+        (TLS_CEILING, [os.path.join(peers, "openssl_epoll_echo"), "0", CERT, KEY]),
+    ]
+
+
+def tls_scenarios(held):
+    """(key, title, `sockserv bench` arguments, certificate) of the TLS comparison."""
+    clients = ["--handshakes", "-c", "4", "-s", "64"]  # 4 blocking clients: a handshake each
+    return [
+        ("hs_ec", "Full handshakes, ECDSA P-256 certificate (a new connection per message)",
+         clients, "ec"),
+        ("hs_rsa", "Full handshakes, RSA-2048 certificate", clients, "rsa"),
+        ("hs_resume", "Resumed handshakes (TLS 1.3 session tickets, ECDSA certificate)",
+         [*clients, "--resume"], "ec"),
+        ("pp", "64 B ping-pong over TLS, 50 connections, depth 1",
+         ["-c", "50", "-s", "64", "-p", "1"], "ec"),
+        ("bulk", "16 KiB bulk stream over TLS, both directions, 1 connection",
+         ["--bulk", "-c", "1", "-s", "16384", "-p", "64"], "ec"),
+        ("hold", f"{held:,} idle TLS connections (server memory per connection)",
+         ["--hold", "-c", str(held), "-s", "64", "--connect-concurrency", "64", "-t", "4"], "ec"),
+    ]
+
+
+def make_certificates(directory):
+    """A self-signed ECDSA P-256 and RSA-2048 certificate for 127.0.0.1, made with the openssl
+    command: {"ec": (cert, key), "rsa": (cert, key)}."""
+    certs = {}
+    for name, key_args in (("ec", ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]),
+                           ("rsa", ["-newkey", "rsa:2048"])):
+        cert, key = os.path.join(directory, f"{name}.pem"), os.path.join(directory, f"{name}.key")
+        subprocess.run(["openssl", "req", "-x509", *key_args, "-nodes", "-keyout", key, "-out",
+                        cert, "-days", "2", "-subj", "/CN=localhost", "-addext",
+                        "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                       check=True, capture_output=True, timeout=60)
+        certs[name] = (cert, key)
+    return certs
+
+
+class Suite:
+    """One comparison: its scenarios, its ceiling, the cells it skips, and how a cell's server
+    command and `sockserv bench` arguments are completed."""
+
+    def __init__(self, scenarios, ceiling, skip, reference=None, certs=None):
+        self.scenarios, self.ceiling, self.skip = scenarios, ceiling, skip
+        self.reference = reference  # a peer every row is also compared with, per repeat
+        self.certs = certs          # TLS: {"ec"|"rsa": (cert, key)}
+
+    def keys(self):
+        return [s[0] for s in self.scenarios]
+
+    def not_applicable(self, server, key):
+        return self.skip(server, key)
+
+    def prepare(self, key, command, bench_args):
+        if not self.certs:
+            return command, bench_args
+        kind_of_cert = next(s[3] for s in self.scenarios if s[0] == key)
+        cert, keyfile = self.certs[kind_of_cert]
+        command = [cert if c == CERT else keyfile if c == KEY else c for c in command]
+        return command, ["--tls", "--cafile", cert, *bench_args]
+
+
+def tls_not_applicable(held):
+    def skip(server, scenario):
+        if server == "Python ThreadingTCPServer + ssl" and scenario == "hold":
+            return f"{held:,} Python threads: left out to bound the run"
+        return None
+    return skip
+
+
 def busy_cpu_seconds():
     """CPU time the whole machine has spent busy (all CPUs), from /proc/stat."""
     with open("/proc/stat") as f:
@@ -136,11 +245,18 @@ NICE = 0  # --nice: the priority of the servers and the load generator
 
 
 def raise_nofile():
-    """preexec_fn of the servers and the generator: all descriptors, and --nice."""
+    """preexec_fn of the servers and the generator: all descriptors, and --nice. With the
+    kernel's autogroups on, a nice value only ranks processes within their session's group, so
+    the group (the server's own session, or this script's) gets the same nice value."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if NICE:
         os.nice(NICE)
+        try:
+            with open("/proc/self/autogroup", "w") as f:
+                f.write(str(NICE))
+        except OSError:  # no autogroups, or not permitted
+            pass
 
 
 class Server:
@@ -233,24 +349,25 @@ def run_cell(args, command, bench_args, logdir, label):
             server.stop()
 
 
-def measure(args, server_list, logdir):
+def measure(args, server_list, logdir, suite):
     """results[repeat][scenario][server] = dict."""
     results = []
-    cells = sum(1 for s in server_list for k, _, _ in SCENARIOS if not not_applicable(s[0], k))
+    cells = sum(1 for s in server_list for k in suite.keys() if not suite.not_applicable(s[0], k))
     count, started = 0, time.monotonic()
     for repeat in range(args.repeats):
         shift = repeat % len(server_list)
         order = server_list[shift:] + server_list[:shift]  # interleaved, rotated each repeat
         per_scenario = {}
-        for key, _, bench_args in SCENARIOS:
+        for key, _, bench_args, *_ in suite.scenarios:
             per_server = per_scenario.setdefault(key, {})
             for name, command in order:
-                if not_applicable(name, key):
+                if suite.not_applicable(name, key):
                     continue
                 count += 1
                 if args.wait_quiet:
                     wait_quiet(args.wait_quiet)
-                cell = run_cell(args, command, bench_args, logdir, f"{name}-{key}")
+                server_command, cell_args = suite.prepare(key, command, bench_args)
+                cell = run_cell(args, server_command, cell_args, logdir, f"{name}-{key}")
                 per_server[name] = cell
                 note = cell.get("error") or summary_of(key, cell)
                 print(f"[{count}/{cells * args.repeats} {time.monotonic() - started:5.0f} s] "
@@ -264,6 +381,10 @@ def summary_of(key, cell):
     if key == "hold":
         return (f"{fmt(cell.get('server_kib_per_conn'), 2)} KiB/conn, "
                 f"connect {fmt(cell.get('connect_s'), 2)} s" + others)
+    if cell.get("mode") in ("handshakes", "resume"):
+        return (f"{fmt(cell.get('msgs_per_s'))} handshakes/s, server "
+                f"{fmt(cell.get('server_cpu_us_per_msg'), 1)} µs/handshake, resumed "
+                f"{fmt((cell.get('resumed_fraction') or 0) * 100)} %" + others)
     return (f"{fmt(cell.get('msgs_per_s'))} msg/s, server "
             f"{fmt(cell.get('server_cpu_us_per_msg'), 2)} µs/msg, p99 {fmt(cell.get('p99_us'))} µs"
             + others)
@@ -276,23 +397,42 @@ METRICS = {  # scenario kind -> the per-cell numbers kept
              "server_rss_kib", "client_cpu_us_per_msg"],
     "hold": ["server_kib_per_conn", "server_rss_before_kib", "server_rss_held_kib", "connect_s",
              "server_cpu_us_per_conn"],
+    # --handshakes: a "message" is a connection (connect, handshake, one echo, close)
+    "handshake": ["msgs_per_s", "server_cpu_us_per_msg", "p50_us", "p99_us", "server_rss_kib",
+                  "client_cpu_us_per_msg", "resumed_fraction"],
 }
 RATIOS = {"load": [("msgs_per_s", "tput_ratio"), ("server_cpu_us_per_msg", "cpu_ratio"),
                    ("p99_us", "p99_ratio")],
-          "hold": [("server_kib_per_conn", "mem_ratio")]}
+          "hold": [("server_kib_per_conn", "mem_ratio")],
+          "handshake": [("msgs_per_s", "tput_ratio"), ("server_cpu_us_per_msg", "cpu_ratio"),
+                        ("p99_us", "p99_ratio")]}
+# Ratios to the suite's reference peer (TLS: Asio), per repeat like those to the ceiling.
+REF_RATIOS = {"load": [("server_cpu_us_per_msg", "ref_cpu_ratio")],
+              "hold": [("server_kib_per_conn", "ref_mem_ratio")],
+              "handshake": [("server_cpu_us_per_msg", "ref_cpu_ratio")]}
 
 
 def kind(key):
-    return "hold" if key == "hold" else "load"
+    return "hold" if key == "hold" else "handshake" if key.startswith("hs_") else "load"
 
 
-def aggregate(results, names):
+def per_repeat_ratios(results, cells, key, metric, other):
+    """cell[metric] / other's cell[metric] in the same repeat, for every repeat that has both."""
+    out = []
+    for r, c in zip(results, cells):
+        ref = r[key].get(other, {})
+        if "error" not in c and c.get(metric) and ref.get(metric):
+            out.append(c[metric] / ref[metric])
+    return out
+
+
+def aggregate(results, names, suite):
     """table[scenario][server] = medians (and ratios taken per repeat), or {'error'|'na': text}."""
     table = {}
-    for key, _, _ in SCENARIOS:
+    for key in suite.keys():
         rows = table.setdefault(key, {})
         for name in names:
-            reason = not_applicable(name, key)
+            reason = suite.not_applicable(name, key)
             if reason:
                 rows[name] = {"na": reason}
                 continue
@@ -303,18 +443,17 @@ def aggregate(results, names):
                 continue
             row = {m: median([c.get(m) for c in good]) for m in METRICS[kind(key)]}
             for metric, ratio in RATIOS[kind(key)]:
-                per_repeat = []
-                for r, c in zip(results, cells):
-                    ceiling = r[key].get(CEILING, {})
-                    if "error" not in c and c.get(metric) and ceiling.get(metric):
-                        per_repeat.append(c[metric] / ceiling[metric])
-                row[ratio] = median(per_repeat)
+                row[ratio] = median(per_repeat_ratios(results, cells, key, metric, suite.ceiling))
+            if suite.reference:
+                for metric, ratio in REF_RATIOS[kind(key)]:
+                    row[ratio] = median(per_repeat_ratios(results, cells, key, metric,
+                                                          suite.reference))
             row["repeats"] = len(good)
             rows[name] = row
     return table
 
 
-def paired(results, a, b):
+def paired(results, a, b, suite):
     """Lines comparing server a with server b, repeat by repeat: per scenario, the median and the
     range of a's cost (CPU per message, memory per connection) over b's in the same repeat, and in
     how many repeats a cost no more. A target such as "at least as efficient as" is judged on these
@@ -322,7 +461,7 @@ def paired(results, a, b):
     lines = [f"Paired: {a} / {b}, per repeat (< 1: {a} costs less)", ""]
     lines += ["| scenario | metric | median | min | max | repeats a ≤ b |",
               "|---|---|---:|---:|---:|---:|"]
-    for key, title, _ in SCENARIOS:
+    for key, title, *_ in suite.scenarios:
         metric = "server_kib_per_conn" if kind(key) == "hold" else "server_cpu_us_per_msg"
         ratios = []
         for r in results:
@@ -400,6 +539,7 @@ def other_load(results):
 def markdown(args, table, names, started, load_before, load_after, others):
     model, versions, commit = machine_description()
     commit = args.label or commit
+    scenarios = [sc for sc in SCENARIOS if sc[0] in table]  # --scenarios may leave some out
     out = [BEGIN, "",
            "## Echo servers compared (`bench/compare.py`)", "",
            f"Machine: {os.cpu_count()} × {model}, Linux {platform.release()}, "
@@ -425,11 +565,11 @@ def markdown(args, table, names, started, load_before, load_after, others):
             "connection)", ""]
     short = {"pp1": "64 B ×50 depth 1", "pp16": "64 B ×50 depth 16", "lat": "1 conn latency",
              "bulk": "16 KiB bulk", "hold": f"{HELD // 1000}k held KiB/conn"}
-    header = "| server | " + " | ".join(short[k] for k, _, _ in SCENARIOS) + " |"
-    out += [header, "|---|" + "---:|" * len(SCENARIOS)]
+    header = "| server | " + " | ".join(short[k] for k, _, _ in scenarios) + " |"
+    out += [header, "|---|" + "---:|" * len(scenarios)]
     for name in names:
         cells = []
-        for key, _, _ in SCENARIOS:
+        for key, _, _ in scenarios:
             row = table[key][name]
             if kind(key) == "hold":
                 cells.append(cell_text(row, lambda r: f"{fmt(r['server_kib_per_conn'], 2)} "
@@ -438,7 +578,7 @@ def markdown(args, table, names, started, load_before, load_after, others):
                 cells.append(cell_text(row, lambda r: f"{fmt(r['server_cpu_us_per_msg'], 2)} "
                                                       f"({ratio(r['cpu_ratio'])})"))
         out.append(f"| {name} | " + " | ".join(cells) + " |")
-    for key, title, bench_args in SCENARIOS:
+    for key, title, bench_args in scenarios:
         out += ["", f"### {title}", "", f"`sockserv bench ADDR {' '.join(bench_args)}`", ""]
         if kind(key) == "hold":
             out += ["| server | KiB/conn | × ceiling | RSS before (MiB) | RSS held (MiB) | "
@@ -475,16 +615,151 @@ def markdown(args, table, names, started, load_before, load_after, others):
     return "\n".join(out) + "\n"
 
 
+def openssl_versions():
+    """The OpenSSL the C++ servers link (the openssl command's) and the one Python's ssl uses."""
+    try:
+        tool = subprocess.run(["openssl", "version"], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+    except OSError:
+        tool = "openssl unknown"
+    import ssl
+    return tool, ssl.OPENSSL_VERSION
+
+
+# The issue's targets for sockserv's TLS: (title, scenario, ratio field, limit, "max"|"min").
+TLS_TARGETS = [
+    ("full handshake CPU, ECDSA ≤ 1.05× ceiling", "hs_ec", "cpu_ratio", 1.05, "max"),
+    ("full handshake CPU, RSA ≤ 1.05× ceiling", "hs_rsa", "cpu_ratio", 1.05, "max"),
+    ("resumed handshake CPU ≤ 1.05× ceiling", "hs_resume", "cpu_ratio", 1.05, "max"),
+    ("ping-pong CPU/msg ≤ Asio", "pp", "ref_cpu_ratio", 1.0, "max"),
+    ("bulk MB/s ≥ 0.9× ceiling", "bulk", "tput_ratio", 0.9, "min"),
+    ("idle memory ≤ ½ Asio", "hold", "ref_mem_ratio", 0.5, "max"),
+]
+
+
+def markdown_tls(args, table, names, started, load_before, load_after, others, suite):
+    model, versions, commit = machine_description()
+    commit = args.label or commit
+    tool_ssl, python_ssl = openssl_versions()
+    held = args.tls_held
+    out = [TLS_BEGIN, "",
+           "### TLS echo servers compared (`bench/compare.py --tls`)", "",
+           f"Machine: {os.cpu_count()} × {model}, Linux {platform.release()}, "
+           f"Python {platform.python_version()}; {', '.join(versions) or 'peer versions unknown'}; "
+           f"{tool_ssl} (the C++ servers and the generator), Python's ssl on {python_ssl}. "
+           f"sockserv {commit or 'unknown commit'}.",
+           f"Run {started:%Y-%m-%d %H:%M} UTC: {args.repeats} repeat(s), {args.duration} s per cell "
+           f"after {args.warmup} s of warm-up ({held:,} held for {args.hold_seconds} s), servers "
+           f"interleaved; median of the repeats. Server on CPU 0, `sockserv bench --tls` on CPU 1 "
+           f"(`taskset`){f', both at nice {args.nice}' if args.nice else ''}. Load average "
+           f"before/after: {load_before:.2f} / {load_after:.2f}; CPU taken by other programs "
+           f"during the cells: {others}.",
+           "",
+           "Certificates: self-signed ECDSA P-256 and RSA-2048, made with the `openssl` command "
+           "for the run; the generator verifies them (`--cafile`, IP address 127.0.0.1). Every "
+           "pair negotiates TLS 1.3 (OpenSSL's defaults on both sides: X25519, "
+           "TLS_AES_256_GCM_SHA384). A handshake cell is 4 clients each opening one connection "
+           "at a time (connect, handshake, one 64-byte echo, close_notify and close); its CPU µs "
+           "are the server's per such connection. Ratios are to the hand-written OpenSSL + epoll "
+           "loop (the ceiling) and, marked \"× Asio\", to Asio's `ssl::stream`, each taken "
+           "within one repeat, then the median. sockserv runs with `--timeout 0` (threading also "
+           "`--max-connections 16384`), except the \"defaults\" row (`serve --mode async` as "
+           "shipped: a loop per core, both on the one server CPU, `--timeout 60`).", ""]
+
+    def cpu(key):
+        return lambda r: f"{fmt(r['server_cpu_us_per_msg'], 1)} ({ratio(r['cpu_ratio'])})"
+
+    columns = [("full hs ECDSA µs", "hs_ec", cpu("hs_ec")),
+               ("full hs RSA µs", "hs_rsa", cpu("hs_rsa")),
+               ("resumed hs µs", "hs_resume", cpu("hs_resume")),
+               ("ping-pong µs/msg", "pp",
+                lambda r: f"{fmt(r['server_cpu_us_per_msg'], 2)} ({ratio(r['cpu_ratio'])})"),
+               ("bulk MB/s", "bulk", lambda r: f"{fmt(r['mb_per_s'])} ({ratio(r['tput_ratio'])})"),
+               (f"{held // 1000}k idle KiB/conn" if held >= 1000 else f"{held} idle KiB/conn",
+                "hold",
+                lambda r: f"{fmt(r['server_kib_per_conn'], 1)} ({ratio(r['mem_ratio'])})")]
+    out += ["#### Summary: server CPU per handshake and per message (µs, × ceiling), bulk "
+            "throughput, memory per idle connection", ""]
+    out += ["| server | " + " | ".join(c[0] for c in columns) + " |",
+            "|---|" + "---:|" * len(columns)]
+    for name in names:
+        out.append(f"| {name} | " + " | ".join(
+            cell_text(table[key][name], render) if key in table else "–"
+            for _, key, render in columns) + " |")
+    out += ["", "#### The targets, for each sockserv row", ""]
+    out += ["| target | " + " | ".join(n for n in names if n.startswith("sockserv")) + " |",
+            "|---|" + "---|" * sum(1 for n in names if n.startswith("sockserv"))]
+    for title, key, field, limit, sense in TLS_TARGETS:
+        cells = []
+        for name in (n for n in names if n.startswith("sockserv")):
+            value = table.get(key, {}).get(name, {}).get(field)
+            if value is None:
+                cells.append("–")
+                continue
+            met = value <= limit if sense == "max" else value >= limit
+            cells.append(f"{value:.2f}× {'met' if met else '**missed**'}")
+        out.append(f"| {title} | " + " | ".join(cells) + " |")
+    for key, title, bench_args, cert in suite.scenarios:
+        out += ["", f"#### {title}", "",
+                f"`sockserv bench ADDR --tls --cafile {cert}.pem {' '.join(bench_args)}`", ""]
+        k = kind(key)
+        if k == "hold":
+            out += ["| server | KiB/conn | × ceiling | × Asio | RSS before (MiB) | RSS held (MiB) | "
+                    "connect+echo (s) | server CPU µs/conn |",
+                    "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        elif k == "handshake":
+            out += ["| server | handshakes/s | × ceiling | server CPU µs/handshake | × ceiling | "
+                    "× Asio | p50 µs | p99 µs | resumed | server RSS (MiB) |",
+                    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        else:
+            out += ["| server | msgs/s | MB/s | × ceiling | server CPU µs/msg | × ceiling | "
+                    "× Asio | p50 µs | p99 µs | server RSS (MiB) |",
+                    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        notes = []
+        for name in names:
+            row = table[key][name]
+            if "na" in row or "error" in row:
+                notes.append(f"{name}: {row.get('na') or row.get('error')}")
+                cols = 7 if k == "hold" else 9
+                out.append(f"| {name} | " + " | ".join(["n/a" if "na" in row else "error"]
+                                                       + [""] * (cols - 1)) + " |")
+                continue
+            if k == "hold":
+                out.append(f"| {name} | {fmt(row['server_kib_per_conn'], 2)} | "
+                           f"{ratio(row['mem_ratio'])} | {ratio(row.get('ref_mem_ratio'))} | "
+                           f"{fmt(kib_to_mib(row['server_rss_before_kib']), 1)} | "
+                           f"{fmt(kib_to_mib(row['server_rss_held_kib']), 1)} | "
+                           f"{fmt(row['connect_s'], 2)} | {fmt(row['server_cpu_us_per_conn'], 1)} |")
+            elif k == "handshake":
+                resumed = row.get("resumed_fraction")
+                out.append(f"| {name} | {fmt(row['msgs_per_s'])} | {ratio(row['tput_ratio'])} | "
+                           f"{fmt(row['server_cpu_us_per_msg'], 1)} | {ratio(row['cpu_ratio'])} | "
+                           f"{ratio(row.get('ref_cpu_ratio'))} | {fmt(row['p50_us'])} | "
+                           f"{fmt(row['p99_us'])} | "
+                           f"{'–' if resumed is None else fmt(resumed * 100, 0, ' %')} | "
+                           f"{fmt(kib_to_mib(row['server_rss_kib']), 1)} |")
+            else:
+                out.append(f"| {name} | {fmt(row['msgs_per_s'])} | {fmt(row['mb_per_s'], 1)} | "
+                           f"{ratio(row['tput_ratio'])} | {fmt(row['server_cpu_us_per_msg'], 2)} | "
+                           f"{ratio(row['cpu_ratio'])} | {ratio(row.get('ref_cpu_ratio'))} | "
+                           f"{fmt(row['p50_us'])} | {fmt(row['p99_us'])} | "
+                           f"{fmt(kib_to_mib(row['server_rss_kib']), 1)} |")
+        if notes:
+            out += [""] + [f"- {n}" for n in notes]
+    out += ["", TLS_END]
+    return "\n".join(out) + "\n"
+
+
 def kib_to_mib(kib):
     return None if kib is None else kib / 1024
 
 
-def write_block(block):
+def write_block(block, begin=BEGIN, end=END):
     path = os.path.join(ROOT, "docs", "BENCHMARKS.md")
     text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1]
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1]
         text = head + block.rstrip("\n") + tail
     else:
         text = text.rstrip("\n") + "\n\n" + block
@@ -497,10 +772,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build-dir", default=os.path.join(ROOT, "build", "release"))
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=3.0, help="seconds measured per cell")
-    parser.add_argument("--warmup", type=float, default=0.5)
-    parser.add_argument("--hold-seconds", type=float, default=1.0)
+    parser.add_argument("--tls", action="store_true",
+                        help="compare the TLS servers instead (handshakes, ping-pong, bulk, idle "
+                        "memory; defaults then: 2 repeats of 1.5 s, 0.3 s warm-up, 0.5 s held)")
+    parser.add_argument("--tls-held", type=int, default=10_000, metavar="N",
+                        help="--tls: idle connections held in the memory cell (default 10,000)")
+    parser.add_argument("--repeats", type=int, help="default 3 (--tls: 2)")
+    parser.add_argument("--duration", type=float, help="seconds measured per cell (default 3; "
+                        "--tls: 1.5)")
+    parser.add_argument("--warmup", type=float, help="default 0.5 (--tls: 0.3)")
+    parser.add_argument("--hold-seconds", type=float, help="default 1 (--tls: 0.5)")
     parser.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
                         help="before each cell, wait up to this long for other programs to leave "
                         "the CPUs idle")
@@ -510,6 +791,10 @@ def main():
     parser.add_argument("--quick", action="store_true", help="1 repeat of 1 s: a smoke run")
     parser.add_argument("--only", help="comma-separated server names (substrings) to run; the "
                         "ceiling always runs")
+    parser.add_argument("--scenarios", metavar="KEYS",
+                        help="comma-separated scenario keys to run (plain: pp1,pp16,lat,bulk,hold; "
+                        "--tls: hs_ec,hs_rsa,hs_resume,pp,bulk,hold), for a focused run with more "
+                        "repeats")
     parser.add_argument("--pair", metavar="A,B",
                         help="also print server A's cost over server B's, repeat by repeat "
                         "(median, range, how often A costs no more): exact server names")
@@ -520,8 +805,18 @@ def main():
     parser.add_argument("--from-raw", metavar="FILE",
                         help="measure nothing: render the tables of an earlier --raw file")
     args = parser.parse_args()
+    raw = None
+    if args.from_raw:
+        with open(args.from_raw) as f:
+            raw = json.load(f)
+        args.tls = raw["meta"].get("suite") == "tls"
+        args.tls_held = raw["meta"].get("tls_held", args.tls_held)
+    defaults = (2, 1.5, 0.3, 0.5) if args.tls else (3, 3.0, 0.5, 1.0)
     if args.quick:
-        args.repeats, args.duration, args.warmup, args.hold_seconds = 1, 1.0, 0.2, 0.2
+        defaults = (1, 1.0, 0.2, 0.2)
+    for key, value in zip(("repeats", "duration", "warmup", "hold_seconds"), defaults):
+        if getattr(args, key) is None or args.quick:
+            setattr(args, key, value)
     args.build_dir = os.path.abspath(args.build_dir)
     global NICE
     NICE = args.nice
@@ -530,21 +825,35 @@ def main():
         sys.exit(f"compare.py: {tool} not found: build first (bench/run.sh does)")
     if (os.cpu_count() or 1) < 2:
         sys.exit("compare.py: needs two CPUs (server on CPU 0, load generator on CPU 1)")
+    if args.tls:
+        suite = Suite(tls_scenarios(args.tls_held), TLS_CEILING, tls_not_applicable(args.tls_held),
+                      reference=TLS_REFERENCE)
+        candidates = tls_servers(args.build_dir)
+    else:
+        suite = Suite(SCENARIOS, CEILING, not_applicable)
+        candidates = servers(args.build_dir, os.cpu_count())
+    if args.scenarios:
+        wanted = [k.strip() for k in args.scenarios.split(",")]
+        unknown = [k for k in wanted if k not in suite.keys()]
+        if unknown:
+            sys.exit(f"compare.py: unknown scenario {', '.join(unknown)}: "
+                     f"{', '.join(suite.keys())}")
+        suite.scenarios = [s for s in suite.scenarios if s[0] in wanted]
     server_list = []
-    for name, command in servers(args.build_dir, os.cpu_count()):
+    for name, command in candidates:
         program = command[2] if command[0] == "/usr/bin/env" else command[0]
         if not (os.access(program, os.X_OK)):
             print(f"compare.py: skipping {name}: {program} not built", file=sys.stderr)
             continue
-        if args.only and name != CEILING and not any(
+        if args.only and name != suite.ceiling and not any(
                 s.strip().lower() in name.lower() for s in args.only.split(",")):
             continue
         server_list.append((name, command))
     names = [n for n, _ in server_list]
-    if args.from_raw:
-        with open(args.from_raw) as f:
-            raw = json.load(f)
+    if raw:
         names, results, meta = raw["servers"], raw["results"], raw["meta"]
+        if meta.get("scenarios"):
+            suite.scenarios = [s for s in suite.scenarios if s[0] in meta["scenarios"]]
         for key in ("repeats", "duration", "warmup", "hold_seconds", "nice"):
             setattr(args, key, meta[key])
         args.label = args.label or meta.get("label")
@@ -552,25 +861,41 @@ def main():
         meta = {"started": datetime.datetime.utcnow().isoformat(), "load_before": os.getloadavg()[0],
                 "repeats": args.repeats, "duration": args.duration, "warmup": args.warmup,
                 "hold_seconds": args.hold_seconds, "nice": args.nice, "label": args.label}
+        meta["scenarios"] = suite.keys()
+        if args.tls:
+            meta.update(suite="tls", tls_held=args.tls_held)
         logdir = os.path.join(args.build_dir, "compare-logs")  # the servers' stderr, per cell
         shutil.rmtree(logdir, ignore_errors=True)
         os.makedirs(logdir)
-        results = measure(args, server_list, logdir)
+        certdir = tempfile.mkdtemp(prefix="sockserv-compare-tls-") if args.tls else None
+        try:
+            if args.tls:
+                suite.certs = make_certificates(certdir)
+            results = measure(args, server_list, logdir, suite)
+        finally:
+            if certdir:
+                shutil.rmtree(certdir, ignore_errors=True)
         meta["load_after"] = os.getloadavg()[0]
         if args.raw:
             with open(args.raw, "w") as f:
                 json.dump({"servers": names, "results": results, "meta": meta}, f, indent=1)
     started = datetime.datetime.fromisoformat(meta["started"])
-    block = markdown(args, aggregate(results, names), names, started, meta["load_before"],
-                     meta["load_after"], other_load(results))
+    table = aggregate(results, names, suite)
+    if args.tls:
+        block = markdown_tls(args, table, names, started, meta["load_before"], meta["load_after"],
+                             other_load(results), suite)
+    else:
+        block = markdown(args, table, names, started, meta["load_before"], meta["load_after"],
+                         other_load(results))
     sys.stdout.write(block)
     if args.pair:
         a, b = (x.strip() for x in args.pair.split(",", 1))
         if a not in names or b not in names:
             sys.exit(f"compare.py: --pair needs two of: {', '.join(names)}")
-        sys.stdout.write("\n" + paired(results, a, b))
+        sys.stdout.write("\n" + paired(results, a, b, suite))
     if args.write:
-        print(f"compare.py: wrote {write_block(block)}", file=sys.stderr)
+        where = write_block(block, TLS_BEGIN, TLS_END) if args.tls else write_block(block)
+        print(f"compare.py: wrote {where}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@
 # bench/compare.py with the arguments given.
 #   bench/run.sh --quick                   a one-second smoke run of every cell
 #   bench/run.sh --repeats 3 --write       the recorded run: the table goes into docs/BENCHMARKS.md
+#   bench/run.sh --tls --write             the TLS servers (certificates made with the openssl
+#                                          command; about 5 minutes), into the TLS section
 # BUILD_DIR=DIR builds in DIR (Release, SOCKSERV_BUILD_BENCH=ON) instead of the release preset's
 # build/release; JOBS=N sets the build's parallelism (default 2).
 set -euo pipefail

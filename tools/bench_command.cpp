@@ -11,7 +11,16 @@
 //                        directions, writing whenever the socket takes more, with at most
 //                        --pipeline chunks (64 unless given) not yet echoed;
 //   --hold               opens --connections, each echoes one message, keeps them all open and
-//                        idle for --hold-seconds, and reports the server's memory per connection.
+//                        idle for --hold-seconds, and reports the server's memory per connection;
+//   --handshakes         a new connection per message: --connections clients (4 unless given),
+//                        a thread each, each connecting, sending one message, reading its echo
+//                        and closing, again and again; reports connections (with --tls: TLS
+//                        handshakes) per second and the server's CPU time per connection. With
+//                        --resume each connection resumes its client's previous TLS session.
+//
+// --tls runs every mode over TLS (--cafile FILE or --insecure, --server-name, --alpn, --cert and
+// --key as in `sockserv send`). Each connection's handshake is done when it connects, before the
+// measured window, except in --handshakes mode, where the handshakes are what is measured.
 //
 // Every echoed byte is checked against a pattern that depends on the connection and the stream
 // offset, so a server that drops, repeats, reorders or crosses bytes between connections fails
@@ -23,16 +32,20 @@
 // costs less CPU per message than the servers it measures. It does not run on aio::EventLoop on
 // purpose: a generator that shared the costs of the thing it measures could hide them.
 //
-// Server figures (--server-pid): CPU time is utime+stime of the process and its descendants from
-// /proc/PID/stat (children already reaped count through cutime+cstime), memory is VmRSS from
-// /proc/PID/status summed over the same processes.
+// Server figures (--server-pid): CPU time is that of the process and its descendants, each read
+// from its CPU-time clock (clock_getcpuclockid: every thread's, the ended ones included, in
+// nanoseconds; children already reaped count through cutime+cstime of /proc/PID/stat), memory is
+// VmRSS from /proc/PID/status summed over the same processes.
 #include "bench_load.hpp"
+#include "bench_tls.hpp"
 #include "commands.hpp"
+#include "tls_options.hpp"
 
 #include <sockserv/address.hpp>
 
 #include <dirent.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -50,23 +63,25 @@ namespace {
 
 // ---- The server's side, from /proc ------------------------------------------------------------
 
-// CPU time is summed per thread, in nanoseconds, from /proc/PID/task/TID/schedstat: the utime and
-// stime of /proc/PID/stat come in 10 ms units truncated per process, so a forking server's fifty
-// children, each busy a few milliseconds, would add up to nothing. A thread that ends between two
-// samples takes its time since the first one with it (the servers' threads live as long as their
-// connections); children reaped meanwhile count through cutime+cstime.
+// CPU time is read per process, in nanoseconds, from its CPU-time clock (clock_getcpuclockid):
+// the utime and stime of /proc/PID/stat come in 10 ms units truncated per process, so a forking
+// server's fifty children, each busy a few milliseconds, would add up to nothing. The clock
+// counts every thread the process ever ran, so a thread-per-connection server's threads that
+// start and end between two samples (a connection per message: --handshakes) count in full.
+// Children reaped meanwhile count through cutime+cstime. Where the clock cannot be read, the
+// process's live threads are summed from /proc/PID/task/TID/schedstat instead.
 struct ProcessSample {
-  std::map<int, std::uint64_t> thread_ns;  // CPU time so far, by thread id
-  double reaped_seconds = 0;               // cutime + cstime over the tree
+  std::map<int, std::uint64_t> process_ns;  // CPU time so far, by process id
+  double reaped_seconds = 0;                // cutime + cstime over the tree
   std::uint64_t rss_kib = 0;
   std::size_t processes = 0;  // 0: the process is gone (or no --server-pid)
 };
 
 double cpu_seconds_between(const ProcessSample& a, const ProcessSample& b) {
   std::uint64_t ns = 0;
-  for (const auto& [tid, t] : b.thread_ns) {
-    const auto it = a.thread_ns.find(tid);
-    const std::uint64_t t0 = it == a.thread_ns.end() ? 0 : it->second;
+  for (const auto& [pid, t] : b.process_ns) {
+    const auto it = a.process_ns.find(pid);
+    const std::uint64_t t0 = it == a.process_ns.end() ? 0 : it->second;
     if (t >= t0) ns += t - t0;
   }
   return static_cast<double>(ns) / 1e9 + (b.reaped_seconds - a.reaped_seconds);
@@ -105,19 +120,27 @@ std::uint64_t read_rss_kib(int pid) {
   return 0;
 }
 
-// Adds the CPU time of each of `pid`'s threads to `out`.
-void read_thread_times(int pid, std::map<int, std::uint64_t>& out) {
+// The CPU time `pid` has used, in nanoseconds: its CPU-time clock, else the sum of its live
+// threads' schedstat.
+std::uint64_t read_process_ns(int pid) {
+  clockid_t clock{};
+  timespec ts{};
+  if (::clock_getcpuclockid(pid, &clock) == 0 && ::clock_gettime(clock, &ts) == 0) {
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000u +
+           static_cast<std::uint64_t>(ts.tv_nsec);
+  }
+  std::uint64_t total = 0;
   const std::string dir = "/proc/" + std::to_string(pid) + "/task";
   DIR* tasks = ::opendir(dir.c_str());
-  if (!tasks) return;
+  if (!tasks) return 0;
   while (const dirent* entry = ::readdir(tasks)) {
-    const int tid = std::atoi(entry->d_name);
-    if (tid <= 0) continue;  // "." and ".."
+    if (std::atoi(entry->d_name) <= 0) continue;  // "." and ".."
     std::ifstream file(dir + "/" + entry->d_name + "/schedstat");
     std::uint64_t ns = 0;
-    if (file >> ns) out[tid] = ns;
+    if (file >> ns) total += ns;
   }
   ::closedir(tasks);
+  return total;
 }
 
 // The process `root` and its live descendants.
@@ -139,7 +162,7 @@ ProcessSample sample_process_tree(int root) {
   while (!todo.empty()) {
     const ProcStat p = todo.back();
     todo.pop_back();
-    read_thread_times(p.pid, sample.thread_ns);
+    sample.process_ns[p.pid] = read_process_ns(p.pid);
     sample.reaped_seconds += p.reaped_seconds;
     sample.rss_kib += read_rss_kib(p.pid);
     ++sample.processes;
@@ -229,6 +252,11 @@ class Progress {
   std::uint64_t last_total_ = 0;
 };
 
+const char* mode_name(const BenchOptions& o) {
+  if (o.handshakes) return o.resume ? "resume" : "handshakes";
+  return o.bulk ? "bulk" : "pingpong";
+}
+
 void print_load_report(const BenchOptions& o, const Report& r) {
   const auto& lat = r.total.latency;
   const double messages = static_cast<double>(r.total.messages);
@@ -236,38 +264,58 @@ void print_load_report(const BenchOptions& o, const Report& r) {
   const double mbps = rate * static_cast<double>(o.size) / 1e6;
   const double server_cpu = cpu_seconds_between(r.before, r.after);
   const bool server = r.after.processes > 0;
+  const double resumed = static_cast<double>(r.total.resumed) / messages;
   if (o.json) {
+    // In --handshakes mode a "message" is a connection: msgs_per_s is connections (handshakes)
+    // per second and server_cpu_us_per_msg the server's CPU time per connection.
     std::printf(
-        "{\"mode\":\"%s\",\"address\":\"%s\",\"connections\":%zu,\"size\":%zu,\"pipeline\":%zu,"
-        "\"threads\":%zu,\"seconds\":%.3f,\"messages\":%.0f,\"msgs_per_s\":%.1f,"
-        "\"mb_per_s\":%.3f,\"p50_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f,\"max_us\":%.2f,"
-        "\"client_cpu_us_per_msg\":%.4f,\"server_cpu_s\":%s,\"server_cpu_us_per_msg\":%s,"
-        "\"server_rss_kib\":%s,\"server_processes\":%zu}\n",
-        o.bulk ? "bulk" : "pingpong", o.address.c_str(), o.connections, o.size, o.pipeline,
-        o.threads, r.window_seconds, messages, rate, mbps, lat.percentile(0.5) / 1e3,
+        "{\"mode\":\"%s\",\"tls\":%s,\"address\":\"%s\",\"connections\":%zu,\"size\":%zu,"
+        "\"pipeline\":%zu,\"threads\":%zu,\"seconds\":%.3f,\"messages\":%.0f,"
+        "\"msgs_per_s\":%.1f,\"mb_per_s\":%.3f,\"p50_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f,"
+        "\"max_us\":%.2f,\"client_cpu_us_per_msg\":%.4f,\"server_cpu_s\":%s,"
+        "\"server_cpu_us_per_msg\":%s,\"server_rss_kib\":%s,\"server_processes\":%zu%s}\n",
+        mode_name(o), o.tls ? "true" : "false", o.address.c_str(), o.connections, o.size,
+        o.pipeline, o.threads, r.window_seconds, messages, rate, mbps, lat.percentile(0.5) / 1e3,
         lat.percentile(0.99) / 1e3, lat.percentile(0.999) / 1e3, lat.max() / 1e3,
         r.client_cpu_seconds / messages * 1e6, server ? fixed(server_cpu, 3).c_str() : "null",
         server ? fixed(server_cpu / messages * 1e6, 4).c_str() : "null",
-        server ? std::to_string(r.after.rss_kib).c_str() : "null", r.after.processes);
+        server ? std::to_string(r.after.rss_kib).c_str() : "null", r.after.processes,
+        o.handshakes && o.tls ? (",\"resumed_fraction\":" + fixed(resumed, 4)).c_str() : "");
     return;
   }
-  std::cout << "sockserv bench " << o.address << ": " << o.connections << " connections, " << o.size
-            << "-byte " << (o.bulk ? "chunks streamed" : "messages") << ", pipeline " << o.pipeline
-            << ", " << o.threads << " thread(s), " << fixed(r.window_seconds, 2) << " s\n"
-            << "  messages    " << r.total.messages << " (" << fixed(rate, 0) << " msg/s)\n"
-            << "  throughput  " << fixed(mbps, 2) << " MB/s echoed\n"
-            << "  latency     p50 " << describe_time(lat.percentile(0.5)) << "  p99 "
+  const char* unit = o.handshakes ? (o.tls ? "handshake" : "conn") : "msg";
+  std::cout << "sockserv bench " << o.address << (o.tls ? " (TLS)" : "") << ": ";
+  if (o.handshakes) {
+    std::cout << o.connections << " clients, each a connection at a time: connect, "
+              << (o.tls ? (o.resume ? "resumed handshake, " : "full handshake, ") : "") << o.size
+              << "-byte echo, close; " << fixed(r.window_seconds, 2) << " s\n"
+              << "  connections " << r.total.messages << " (" << fixed(rate, 0) << " " << unit
+              << "/s)";
+    if (o.tls) std::cout << ", " << fixed(resumed * 100, 1) << " % resumed";
+    std::cout << "\n";
+  } else {
+    std::cout << o.connections << " connections, " << o.size << "-byte "
+              << (o.bulk ? "chunks streamed" : "messages") << ", pipeline " << o.pipeline << ", "
+              << o.threads << " thread(s), " << fixed(r.window_seconds, 2) << " s\n"
+              << "  messages    " << r.total.messages << " (" << fixed(rate, 0) << " msg/s)\n"
+              << "  throughput  " << fixed(mbps, 2) << " MB/s echoed\n";
+  }
+  std::cout << "  latency     p50 " << describe_time(lat.percentile(0.5)) << "  p99 "
             << describe_time(lat.percentile(0.99)) << "  p99.9 "
-            << describe_time(lat.percentile(0.999)) << "  max " << describe_time(lat.max()) << "\n"
-            << "  generator   " << fixed(r.client_cpu_seconds / messages * 1e6, 3)
-            << " µs CPU/msg (" << fixed(r.client_cpu_seconds / r.window_seconds * 100, 0)
+            << describe_time(lat.percentile(0.999)) << "  max " << describe_time(lat.max())
+            << (o.handshakes ? " (connect to echo)" : "") << "\n"
+            << "  generator   " << fixed(r.client_cpu_seconds / messages * 1e6, 3) << " µs CPU/"
+            << unit << " (" << fixed(r.client_cpu_seconds / r.window_seconds * 100, 0)
             << " % of a core)\n";
   if (server) {
-    std::cout << "  server      " << fixed(server_cpu / messages * 1e6, 3) << " µs CPU/msg ("
-              << fixed(server_cpu / r.window_seconds * 100, 0) << " % of a core), RSS "
+    std::cout << "  server      " << fixed(server_cpu / messages * 1e6, 3) << " µs CPU/" << unit
+              << " (" << fixed(server_cpu / r.window_seconds * 100, 0) << " % of a core), RSS "
               << fixed(static_cast<double>(r.after.rss_kib) / 1024, 1) << " MiB";
     if (r.after.processes > 1) std::cout << " in " << r.after.processes << " processes";
     std::cout << "\n";
+  }
+  if (o.resume && r.total.resumed == 0) {
+    std::cerr << "sockserv bench: the server resumed no session (are its tickets off?)\n";
   }
 }
 
@@ -278,20 +326,20 @@ void print_hold_report(const BenchOptions& o, const Report& r) {
   const double cpu = cpu_seconds_between(r.before, r.after);
   if (o.json) {
     std::printf(
-        "{\"mode\":\"hold\",\"address\":\"%s\",\"connections\":%zu,\"size\":%zu,"
+        "{\"mode\":\"hold\",\"tls\":%s,\"address\":\"%s\",\"connections\":%zu,\"size\":%zu,"
         "\"connect_s\":%.3f,\"hold_s\":%.3f,\"server_rss_before_kib\":%s,"
         "\"server_rss_held_kib\":%s,\"server_kib_per_conn\":%s,\"server_cpu_us_per_conn\":%s,"
         "\"server_processes\":%zu}\n",
-        o.address.c_str(), o.connections, o.size, r.connect_seconds, o.hold_seconds,
-        server ? std::to_string(r.before.rss_kib).c_str() : "null",
+        o.tls ? "true" : "false", o.address.c_str(), o.connections, o.size, r.connect_seconds,
+        o.hold_seconds, server ? std::to_string(r.before.rss_kib).c_str() : "null",
         server ? std::to_string(r.after.rss_kib).c_str() : "null",
         server ? fixed(per_conn, 3).c_str() : "null",
         server ? fixed(cpu / static_cast<double>(o.connections) * 1e6, 2).c_str() : "null",
         r.after.processes);
     return;
   }
-  std::cout << "sockserv bench " << o.address << ": held " << o.connections << " connections for "
-            << fixed(o.hold_seconds, 1) << " s\n"
+  std::cout << "sockserv bench " << o.address << (o.tls ? " (TLS)" : "") << ": held "
+            << o.connections << " connections for " << fixed(o.hold_seconds, 1) << " s\n"
             << "  connected   " << o.connections << " in " << fixed(r.connect_seconds, 2)
             << " s, each echoed " << o.size << " bytes\n";
   if (server) {
@@ -306,7 +354,8 @@ void print_hold_report(const BenchOptions& o, const Report& r) {
 int run_bench(BenchOptions o) {
   raise_descriptor_limit(o.connections + 64);
   const Address address = Address::lookup(o.address, SOCK_STREAM);
-  const std::size_t nthreads = std::min(o.threads, o.connections);
+  // --handshakes: a thread per client, each with one connection at a time.
+  const std::size_t nthreads = o.handshakes ? o.connections : std::min(o.threads, o.connections);
   Shared shared(static_cast<std::ptrdiff_t>(nthreads));
   std::vector<std::vector<std::size_t>> ids(nthreads);  // connection i goes to thread i % n
   for (std::size_t i = 0; i < o.connections; ++i) ids[i % nthreads].push_back(i);
@@ -317,7 +366,10 @@ int run_bench(BenchOptions o) {
   const auto start = Clock::now();
   std::vector<std::thread> threads;
   for (std::size_t t = 0; t < nthreads; ++t) {
-    threads.emplace_back([&, t] { results[t] = run_worker(o, address, shared, ids[t]); });
+    threads.emplace_back([&, t] {
+      results[t] = o.handshakes ? run_handshake_worker(o, address, shared, t)
+                                : run_worker(o, address, shared, ids[t]);
+    });
   }
   shared.ready.wait();
   r.connect_seconds = Seconds(Clock::now() - start).count();
@@ -343,6 +395,7 @@ int run_bench(BenchOptions o) {
   for (const auto& result : results) {
     r.total.latency.merge(result.latency);
     r.total.messages += result.messages;
+    r.total.resumed += result.resumed;
     r.total.last = std::max(r.total.last, result.last);
   }
   if (o.hold) {
@@ -360,14 +413,17 @@ int run_bench(BenchOptions o) {
 
 void add_bench_command(CLI::App& app, int& exit_status) {
   auto o = std::make_shared<BenchOptions>();
+  auto tls = std::make_shared<ClientTlsOptions>();
   auto* cmd = app.add_subcommand("bench",
                                  "Load an echo server and report its throughput, latency, "
                                  "CPU time and memory");
   cmd->add_option("address", o->address, "Echo server: HOST:PORT, [IPv6]:PORT or unix:/path")
       ->required();
-  cmd->add_option("-c,--connections", o->connections, "Concurrent connections")
-      ->default_val(50)
-      ->check(CLI::Range(1, 1000000));
+  auto* connections =
+      cmd->add_option("-c,--connections", o->connections,
+                      "Concurrent connections (with --handshakes: clients, default 4 then)")
+          ->default_val(50)
+          ->check(CLI::Range(1, 1000000));
   auto* size = cmd->add_option("-s,--size", o->size,
                                "Bytes per message (per chunk with --bulk; default 16384 then)")
                    ->default_val(64)
@@ -377,7 +433,8 @@ void add_bench_command(CLI::App& app, int& exit_status) {
                       "Messages in flight per connection (chunks with --bulk; default 64 then)")
           ->default_val(1)
           ->check(CLI::Range(1, 65536));
-  cmd->add_flag("--bulk", o->bulk, "Stream chunks in both directions instead of ping-pong");
+  auto* bulk =
+      cmd->add_flag("--bulk", o->bulk, "Stream chunks in both directions instead of ping-pong");
   auto* duration =
       cmd->add_option("-d,--duration", o->duration,
                       "Seconds to measure (default 5; 60 at most when --messages is given)")
@@ -389,14 +446,27 @@ void add_bench_command(CLI::App& app, int& exit_status) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--server-pid", o->server_pid,
                   "The server's process: report its CPU time per message and its memory");
-  cmd->add_flag("--hold", o->hold,
-                "Open the connections, echo once on each, hold them idle, report server memory");
+  auto* hold = cmd->add_flag(
+      "--hold", o->hold,
+      "Open the connections, echo once on each, hold them idle, report server memory");
   cmd->add_option("--hold-seconds", o->hold_seconds, "How long --hold keeps them open")
       ->default_val(5.0)
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("-t,--threads", o->threads, "Generator threads (one epoll loop each)")
-      ->default_val(1)
-      ->check(CLI::Range(1, 256));
+  auto* threads =
+      cmd->add_option("-t,--threads", o->threads, "Generator threads (one epoll loop each)")
+          ->default_val(1)
+          ->check(CLI::Range(1, 256));
+  auto* handshakes =
+      cmd->add_flag("--handshakes", o->handshakes,
+                    "A new connection per message: connect (TLS handshake), echo once, close; "
+                    "reports connections per second and server CPU per connection")
+          ->excludes(bulk)
+          ->excludes(hold)
+          ->excludes(pipeline)
+          ->excludes(threads);
+  cmd->add_flag("--resume", o->resume,
+                "With --handshakes --tls: resume the session of the client's previous connection")
+      ->needs(handshakes);
   cmd->add_option("--connect-timeout", o->connect_timeout,
                   "Give up when no connection completes for this many seconds")
       ->default_val(10.0)
@@ -408,12 +478,30 @@ void add_bench_command(CLI::App& app, int& exit_status) {
       ->check(CLI::Range(1, 4096));
   cmd->add_flag("--json", o->json, "Print one JSON line instead of the report");
   cmd->add_flag("-q,--quiet", o->quiet, "No progress lines on stderr");
-  cmd->callback([o, size, pipeline, duration, &exit_status] {
+  add_client_tls_options(*cmd, *tls);
+  cmd->callback([o, tls, size, pipeline, duration, connections, &exit_status] {
     BenchOptions options = *o;
     if (options.bulk && size->count() == 0) options.size = 16384;
     if (options.bulk && pipeline->count() == 0) options.pipeline = 64;
     if (options.messages > 0 && duration->count() == 0) options.duration = 60.0;
+    if (options.handshakes && connections->count() == 0) options.connections = 4;
     try {
+      if (options.handshakes && options.connections > 256) {
+        throw std::invalid_argument("--handshakes runs a thread per client: 256 at most");
+      }
+      if (!tls->tls && (!tls->cafile.empty() || !tls->server_name.empty() || !tls->alpn.empty() ||
+                        !tls->cert.empty() || tls->insecure)) {
+        throw std::invalid_argument(
+            "--cafile, --server-name, --alpn, --cert and --insecure "
+            "need --tls");
+      }
+      if (options.resume && !tls->tls) throw std::invalid_argument("--resume needs --tls");
+      if (tls->tls) {
+        auto context = build_client_context(*tls);
+        enable_read_ahead(context);
+        options.tls = std::make_shared<const SSLContext>(std::move(context));
+        options.server_name = client_server_name(*tls, options.address);
+      }
       exit_status = run_bench(std::move(options));
     } catch (const std::exception& e) {
       std::cerr << "sockserv bench: " << e.what() << std::endl;

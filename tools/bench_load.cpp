@@ -7,10 +7,22 @@
 // stream offset o the byte pattern[(o + 61c) mod 251], so what comes back is checked with one
 // memcmp() against the pattern and what goes out is sent straight from it: every message is
 // issued by advancing a byte count, never by building a buffer.
+//
+// Over TLS (--tls) each connection's handshake is done blocking when it connects
+// (bench_tls.cpp), then the socket is non-blocking like the others and its bytes go through
+// Socket::send/recv_into, which encrypt and decrypt; EAGAIN means OpenSSL needs the socket.
+// Two things differ from plain sockets. A TLS recv() returns one record at most, and OpenSSL may
+// already hold the next ones (the generator's context reads ahead: one recv(2) takes every record
+// the socket has), which epoll cannot report: a readable connection is read until it would block
+// (16 reads at most while OpenSSL holds nothing more; the level-triggered loop comes back for
+// what the kernel still has). And a TLS send() takes one record at a time, so a short count is
+// not a full socket: only EAGAIN is.
 #include "bench_load.hpp"
+#include "bench_tls.hpp"
 
 #include <sockserv/error.hpp>
 #include <sockserv/socket.hpp>
+#include <sockserv/tls/ssl_socket.hpp>
 
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -57,6 +69,7 @@ class Pattern {
 // One client connection.
 struct Peer {
   Socket sock;
+  const SSLObject* tls = nullptr;  // the TLS state of `sock`, or null
   std::size_t id = 0;
   std::uint64_t quota = 0;  // messages it may issue in all
   std::uint64_t issued = 0;
@@ -87,6 +100,7 @@ class Worker {
   void run_load();
   void poll(int timeout_ms);
   void on_readable(Peer& p);
+  bool receive(Peer& p);
   void issue(Peer& p, Clock::time_point now);
   void flush(Peer& p);
   void watch(Peer& p, int op, std::uint32_t events);
@@ -169,6 +183,15 @@ void Worker::run() noexcept {
   // connection before it would take its CPU time with it.
   shared_.release.wait(false);
   if (options_.hold && !failed_ && !shared_.failed) poll(0);  // did the server drop any?
+  // A TLS connection ends with close_notify (one attempt, no wait), which a server would
+  // otherwise log as a truncation.
+  for (auto& p : peers_) {
+    if (p.tls == nullptr) continue;
+    try {
+      p.sock.shutdown(SHUT_WR);
+    } catch (const std::exception&) {  // the server has gone already: nothing to say
+    }
+  }
   peers_.clear();  // close every connection (epoll forgets them with their descriptors)
 }
 
@@ -199,6 +222,20 @@ void Worker::connect_all() {
 }
 
 bool Worker::start_connect(Peer& p) {
+  if (options_.tls) {
+    // Connect and handshake, blocking (each under --connect-timeout); the echo is the loop's.
+    try {
+      p.sock = connect_client(options_, address_);
+    } catch (const std::exception& e) {
+      fail("connection " + std::to_string(p.id) + ": " + e.what());
+      return true;
+    }
+    p.sock.setblocking(false);
+    p.tls = ssl_object(p.sock);
+    watch(p, EPOLL_CTL_ADD, EPOLLIN);
+    on_connected(p);
+    return true;
+  }
   p.sock = Socket(address_.family(), SOCK_STREAM);
   p.sock.setblocking(false);
   const int err = p.sock.connect_ex(address_);
@@ -263,20 +300,33 @@ void Worker::poll(int timeout_ms) {
   }
 }
 
-// Receives what the server echoed, checks it, completes messages and issues the next ones.
+// One recv() on a plain connection. Over TLS, reads until the connection would block: OpenSSL
+// may hold records epoll knows nothing of (16 reads at most while it holds none).
 void Worker::on_readable(Peer& p) {
+  for (int reads = 1; receive(p) && p.tls != nullptr && !failed_; ++reads) {
+    if (reads >= 16 && p.tls->pending() == 0) return;
+  }
+}
+
+// Receives what the server echoed, checks it, completes messages and issues the next ones.
+// False when nothing was received (the socket would block, or the run failed).
+bool Worker::receive(Peer& p) {
   std::error_code ec;
   const std::size_t n = p.sock.recv_into(std::span<char>(buffer_), ec);
-  if (ec == std::errc::resource_unavailable_try_again) return;
+  if (ec == std::errc::resource_unavailable_try_again) return false;
   const auto which = [&p] { return " (connection " + std::to_string(p.id) + ")"; };
-  if (ec) return fail("recv: " + ec.message() + which());
-  if (n == 0) return fail("the server closed the connection" + which());
-  if (n > p.sent - p.received) return fail("the server sent bytes it was never sent" + which());
+  const auto failed = [this](const std::string& message) {
+    fail(message);
+    return false;
+  };
+  if (ec) return failed("recv: " + ec.message() + which());
+  if (n == 0) return failed("the server closed the connection" + which());
+  if (n > p.sent - p.received) return failed("the server sent bytes it was never sent" + which());
   const char* expected = pattern_.at(p.id, p.received);
   if (std::memcmp(buffer_.data(), expected, n) != 0) {
     const auto bad = static_cast<std::size_t>(
         std::mismatch(buffer_.data(), buffer_.data() + n, expected).first - buffer_.data());
-    return fail("echoed byte " + std::to_string(p.received + bad) + " is wrong" + which());
+    return failed("echoed byte " + std::to_string(p.received + bad) + " is wrong" + which());
   }
   p.received += n;
   const auto now = Clock::now();
@@ -297,6 +347,7 @@ void Worker::on_readable(Peer& p) {
     result.last = now;
   }
   issue(p, now);
+  return true;
 }
 
 // Issues messages until `depth_` are in flight (none after the window), then sends them.
@@ -311,8 +362,9 @@ void Worker::issue(Peer& p, Clock::time_point now) {
   flush(p);
 }
 
-// Sends what is issued and not yet sent. A short count means the socket's buffer is full: wait
-// for EPOLLOUT (registered only then, so the loop is not woken for writability it has no use for).
+// Sends what is issued and not yet sent. A short count means the socket's buffer is full (over
+// TLS only EAGAIN does: a TLS send() takes one record): wait for EPOLLOUT (registered only then,
+// so the loop is not woken for writability it has no use for).
 void Worker::flush(Peer& p) {
   const std::uint64_t target = p.issued * size_;
   while (p.sent < target) {
@@ -323,7 +375,7 @@ void Worker::flush(Peer& p) {
       return fail("send: " + ec.message() + " (connection " + std::to_string(p.id) + ")");
     }
     p.sent += n;
-    if (n < len) break;
+    if (ec || (n < len && p.tls == nullptr)) break;
   }
   const bool blocked = p.sent < target;
   if (blocked != p.writing) {

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 // The load engine of `sockserv bench` (bench_command.cpp has the command, the reports and the
 // description of what is measured): the options, the latency histogram, what the generator
-// threads share, and the body of one generator thread (bench_load.cpp).
+// threads share, and the body of one generator thread (bench_load.cpp; the TLS connect and the
+// --handshakes loop are in bench_tls.cpp).
 #pragma once
 
 #include <sockserv/address.hpp>
+#include <sockserv/tls/ssl_context.hpp>
 
 #include <algorithm>
 #include <array>
@@ -15,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <latch>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -46,6 +49,13 @@ struct BenchOptions {
   std::size_t connect_concurrency = 4;
   bool json = false;
   bool quiet = false;
+  // --tls: the client context (null: plain TCP) and the name sent as SNI and verified.
+  std::shared_ptr<const SSLContext> tls;
+  std::string server_name;
+  // --handshakes: a new connection per message, --connections of them at once (a thread each);
+  // --resume: each resumes the session of its thread's previous connection.
+  bool handshakes = false;
+  bool resume = false;
 };
 
 // Nanosecond samples, log-linear: exact below 64, then 64 buckets per power of two.
@@ -119,6 +129,7 @@ struct Shared {
 struct WorkerResult {
   Histogram latency;
   std::uint64_t messages = 0;  // completed inside the window
+  std::uint64_t resumed = 0;   // --handshakes: of `messages`, connections that resumed a session
   Clock::time_point last{};    // when the last message completed
 };
 
