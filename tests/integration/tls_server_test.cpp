@@ -162,6 +162,17 @@ TEST_F(TlsServerTest, ProxyHeaderBeforeTheClientHello) {
   EXPECT_EQ(in.readline(), "192.0.2.7:4711\n");
 }
 
+// TLS 1.3's session tickets follow the handshake at once; with Nagle on, the first reply would
+// wait for their delayed ACK (40 ms). TLS connections have TCP_NODELAY, as in nginx.
+TEST_F(TlsServerTest, TlsConnectionsHaveNagleOff) {
+  auto s = server([](StreamRequestHandler& self) {
+    return std::string(self.connection().get_nodelay() ? "nodelay" : "nagle");
+  });
+  s->set_ssl_context(server_context(certs_.server_cert, certs_.server_key));
+  const Serving serving(*s);
+  EXPECT_EQ(ask(s->server_address, client_context(), "?"), "nodelay\n");
+}
+
 TEST_F(TlsServerTest, TheHandlerSeesOnlyAVerifiedClientCertificate) {
   auto s = server([](StreamRequestHandler& self) {
     const auto peer = ssl_object(self.connection())->getpeercert();
