@@ -149,7 +149,7 @@ TEST_F(AsyncTlsTest, ProxyHeaderBeforeTheClientHello) {
       [](aio::Connection conn) -> aio::Task<void> {
         const std::string line = co_await conn.readline();
         co_await conn.sendall(conn.peer_address().to_string() + " " + conn.ssl_object()->version() +
-                              "\n");
+                              (conn.socket().get_nodelay() ? " nodelay" : " nagle") + "\n");
       },
       false);
   server->threads = 1;
@@ -164,7 +164,9 @@ TEST_F(AsyncTlsTest, ProxyHeaderBeforeTheClientHello) {
   auto tls = ctx.wrap_socket(std::move(sock), false, "localhost");
   tls.sendall("who\n");
   SocketFile in(tls);
-  EXPECT_EQ(in.readline().substr(0, 20), "192.0.2.7:4711 TLSv1");
+  const auto reply = in.readline();
+  EXPECT_EQ(reply.substr(0, 20), "192.0.2.7:4711 TLSv1");
+  EXPECT_TRUE(reply.ends_with(" nodelay\n")) << reply << " (TLS connections have Nagle off)";
 }
 
 TEST_F(AsyncTlsTest, ReloadServesTheNewCertificateToNewConnections) {
