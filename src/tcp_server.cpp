@@ -107,19 +107,10 @@ void TCPServer::finish_request(Request& request, const Address& client_address) 
 }
 
 void TCPServer::set_ssl_context(std::shared_ptr<const SSLContext> context) {
-  if (context && !context->server_side()) {
-    throw std::invalid_argument(
-        "set_ssl_context: a server needs a server context "
-        "(create_default_context(Purpose::CLIENT_AUTH))");
-  }
-  const std::lock_guard lock(ssl_mutex_);
-  ssl_context_ = std::move(context);
+  ssl_context_.set(std::move(context));
 }
 
-std::shared_ptr<const SSLContext> TCPServer::ssl_context() const {
-  const std::lock_guard lock(ssl_mutex_);
-  return ssl_context_;
-}
+std::shared_ptr<const SSLContext> TCPServer::ssl_context() const { return ssl_context_.get(); }
 
 bool TCPServer::start_tls(Request& request, const Address& client_address,
                           const SSLContext& context) {

@@ -262,8 +262,7 @@ class TCPServer : public BaseServer {
   void apply_dead_peer_detection();
   struct UnixSocketFile;
   std::unique_ptr<UnixSocketFile> socket_file_;
-  mutable std::mutex ssl_mutex_;
-  std::shared_ptr<const SSLContext> ssl_context_;
+  SSLContextSlot ssl_context_;
 };
 
 class UDPServer : public TCPServer {

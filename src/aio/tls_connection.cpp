@@ -47,7 +47,7 @@ Task<void> Connection::do_handshake() {
 Task<bool> Connection::aclose(std::chrono::nanoseconds timeout) {
   if (!state_ || !state_->sock) co_return false;
   const auto saved = state_->timeout;
-  state_->timeout = timeout;  // each wait below; the whole is bounded by the loop's count
+  state_->timeout = timeout;  // each wait below; the read loop also stops at `until`
   bool peer_closed = false;
   try {
     if (auto* layer = state_->sock.layer()) {
