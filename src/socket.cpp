@@ -386,12 +386,7 @@ std::size_t Socket::sendto(std::string_view data, const Address& address, int fl
 void Socket::shutdown(int how) {
   // A layer says goodbye first (TLS: close_notify, which Python's SSLSocket.shutdown() never
   // sends), within the socket's timeout; a peer that is gone already is not an error here.
-  if (layer_ && how != SHUT_RD) {
-    const auto until = deadline();
-    std::error_code ec;
-    short want = 0;
-    while (layer_->close_some(want, ec) < 0 && !ec && waits()) wait_ready(want, until, ec);
-  }
+  if (layer_ && how != SHUT_RD) close_layer(deadline(), waits());
   if (::shutdown(fd_, how) != 0) {
     const auto ec = sys::last_error();  // before describe() overwrites errno
     throw_error(ec, describe("shutdown"));
@@ -405,19 +400,20 @@ void Socket::close() noexcept {
   if (fd_ >= 0) ::close(std::exchange(fd_, -1));
 }
 
+void Socket::close_layer(Clock::time_point until, bool may_wait) noexcept {
+  std::error_code ec;
+  short want = 0;
+  while (layer_->close_some(want, ec) < 0 && !ec && may_wait) wait_ready(want, until, ec);
+}
+
 bool Socket::graceful_close_layer(Clock::time_point until) noexcept {
   // The layer's own goodbye first (TLS: close_notify), then the HOWTO's: FIN, and read what the
   // peer still sends (its close_notify, then its FIN) until it closes or the deadline passes.
   // Non-blocking from here on, so a partial record cannot hold us past the deadline.
   (void)sys::set_nonblocking(fd_, true);
-  std::error_code ec;
-  for (;;) {
-    short want = 0;
-    if (layer_->close_some(want, ec) >= 0 || ec) break;
-    wait_ready(want, until, ec);
-    if (ec) break;
-  }
+  close_layer(until, true);
   ::shutdown(fd_, SHUT_WR);
+  std::error_code ec;
   char sink[4096];
   for (;;) {
     short want = 0;

@@ -8,6 +8,7 @@
 
 #include "sys/fd.hpp"
 #include "sys/unix_file.hpp"
+#include "tls/handshake_report.hpp"
 
 #include <unistd.h>
 
@@ -128,10 +129,8 @@ bool TCPServer::start_tls(Request& request, const Address& client_address,
     ServerStats::add(stats.tls_handshakes);
     return true;
   } catch (const std::exception& e) {
-    ServerStats::add(stats.tls_failures);
-    if (dynamic_cast<const TimeoutError*>(&e) != nullptr) ServerStats::add(stats.timed_out);
-    log(LogLevel::warning, "TLS handshake with " + client_address.to_string() +
-                               " failed: " + e.what() + "; closing the connection");
+    tls::report_handshake_failure(stats, client_address, e.what(),
+                                  dynamic_cast<const TimeoutError*>(&e) != nullptr);
     return false;
   }
 }

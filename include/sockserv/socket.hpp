@@ -231,6 +231,9 @@ class Socket {
                    std::error_code& ec) noexcept;
   // The failure of a transfer, with the layer's reason when it has one.
   [[noreturn]] void fail_transfer(std::error_code ec, std::string_view op) const;
+  // The layer's goodbye (TLS: close_notify), waiting for the readiness it needs until `until`
+  // when `may_wait`; a peer that is gone is not an error here.
+  void close_layer(std::chrono::steady_clock::time_point until, bool may_wait) noexcept;
   bool graceful_close_layer(std::chrono::steady_clock::time_point until) noexcept;
   // sendall / recv_into when they may wait in poll() (a timeout or a deadline is set).
   void sendall_waiting(std::string_view data, int flags);

@@ -25,22 +25,15 @@ char* scratch() {
   return buffer.get();
 }
 
-// A stream layer's failure, as the int the operations keep (errno, or a TLS code above
-// tls_error_base): EAGAIN when it waits for readiness (a TLS write that needs to read waits for
-// the direction of its operation; OpenSSL renegotiation is off, so that is only a KeyUpdate
-// meeting a full socket buffer).
-int layer_errno(const std::error_code& ec) noexcept {
-  if (!ec) return EAGAIN;
-  if (ec.category() == ssl_category()) return tls_error_base + ec.value();
-  return ec.value();
-}
-
+// recv/send through the socket's layer if it has one. A layer that waits for readiness reads as
+// EAGAIN: the operation waits in its own direction (a TLS write that needs to read, or a read
+// that needs to write, only happens for a KeyUpdate meeting a full buffer: renegotiation is off).
 ssize_t recv_some(const Socket& sock, void* into, std::size_t n) noexcept {
   if (auto* layer = sock.layer()) {
     short want = 0;
     std::error_code ec;
     const auto got = layer->read_some({static_cast<char*>(into), n}, want, ec);
-    if (got < 0) errno = layer_errno(ec);
+    if (got < 0) errno = ec ? operation_error(ec) : EAGAIN;
     return got;
   }
   return sys::retry_eintr([&] { return ::recv(sock.fileno(), into, n, 0); });
@@ -51,7 +44,7 @@ ssize_t send_some(const Socket& sock, std::string_view data) noexcept {
     short want = 0;
     std::error_code ec;
     const auto put = layer->write_some(data, want, ec);
-    if (put < 0) errno = layer_errno(ec);
+    if (put < 0) errno = ec ? operation_error(ec) : EAGAIN;
     return put;
   }
   return sys::retry_eintr(
@@ -118,6 +111,10 @@ bool IoOperation::begin() {
   std::optional<Clock::time_point> until;
   if (c.timeout.count() >= 0) until = Clock::now() + c.timeout;
   return c.loop->wait_io(*this, until);
+}
+
+int operation_error(const std::error_code& ec) noexcept {
+  return ec.category() == ssl_category() ? tls_error_base + ec.value() : ec.value();
 }
 
 void IoOperation::check(std::string_view operation) const {

@@ -26,7 +26,7 @@ bool HandshakeOperation::attempt(IoWaiter& self) {
     return true;
   }
   if (ec) {
-    op.sys_error_ = ec.category() == ssl_category() ? tls_error_base + ec.value() : ec.value();
+    op.sys_error_ = operation_error(ec);
     return true;
   }
   // Still waiting in the same direction: keep waiting; the other one: complete, and the

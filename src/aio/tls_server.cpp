@@ -4,8 +4,9 @@
 #include <sockserv/aio/server.hpp>
 #include <sockserv/aio/timeout.hpp>
 #include <sockserv/error.hpp>
-#include <sockserv/log.hpp>
 #include <sockserv/tls/ssl_socket.hpp>
+
+#include "tls/handshake_report.hpp"
 
 #include <algorithm>
 #include <sstream>
@@ -98,20 +99,18 @@ Task<void> AsyncTCPServer::serve_tls(Connection conn, Address peer,
   } catch (const std::exception& e) {
     const bool cancelled = !pending.evicted && owner != nullptr && owner->cancelled;
     if (cancelled) co_return;  // the server is shutting down: quietly
-    ServerStats::add(stats.tls_failures);
-    if (dynamic_cast<const TimeoutError*>(&e) != nullptr) ServerStats::add(stats.timed_out);
+    const bool timed_out = dynamic_cast<const TimeoutError*>(&e) != nullptr;
     std::string why = e.what();
     if (pending.evicted) {
       why = "dropped: " + std::to_string(cap) +
             " handshakes in progress on this loop (max_handshakes), oldest first";
-    } else if (dynamic_cast<const TimeoutError*>(&e) != nullptr) {
+    } else if (timed_out) {
       std::ostringstream text;
       text << "timed out: not done within ssl_handshake_timeout ("
            << std::chrono::duration<double>(ssl_handshake_timeout).count() << " s)";
       why = text.str();
     }
-    log(LogLevel::warning,
-        "TLS handshake with " + peer.to_string() + " failed: " + why + "; closing the connection");
+    tls::report_handshake_failure(stats, peer, why, timed_out);
     co_return;
   }
   pending.unlink();

@@ -3,6 +3,7 @@
 
 #include <sockserv/error.hpp>
 
+#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
@@ -15,8 +16,9 @@ namespace sockserv::tls {
 namespace {
 
 bool is_ip_literal(const std::string& host) {
-  return !host.empty() && (host.find(':') != std::string::npos ||
-                           host.find_first_not_of("0123456789.") == std::string::npos);
+  in6_addr address{};
+  return ::inet_pton(AF_INET, host.c_str(), &address) == 1 ||
+         ::inet_pton(AF_INET6, host.c_str(), &address) == 1;
 }
 
 // kTLS only: OpenSSL's socket BIO writes with write(2). SIGPIPE is blocked in this thread for
@@ -159,11 +161,22 @@ ssize_t TlsStream::fail(int result, int saved_errno, short& want, std::error_cod
   }
 }
 
-int TlsStream::handshake_some(short& want, std::error_code& ec) noexcept {
+template <class Call>
+int TlsStream::call(Call ssl_call, int& saved_errno) noexcept {
+  // The error queue is per thread and must be empty when a call starts (a stale entry would
+  // misclassify this call's failure); errno is read right after it (SSL_ERROR_SYSCALL needs it).
+  // Any call may write (a read answers a KeyUpdate), so with kTLS each one holds SIGPIPE off.
   ERR_clear_error();
   errno = 0;
-  const int result = SSL_do_handshake(ssl_);
-  const int saved = errno;
+  const SigpipeGuard guard(guard_sigpipe_);
+  const int result = ssl_call();
+  saved_errno = errno;
+  return result;
+}
+
+int TlsStream::handshake_some(short& want, std::error_code& ec) noexcept {
+  int saved = 0;
+  const int result = call([&] { return SSL_do_handshake(ssl_); }, saved);
   if (result == 1) {
     if (context_->ktls && (!ktls_send() || !ktls_recv())) {
       context_->note_ktls_fallback(ktls_send(), ktls_recv());
@@ -175,27 +188,19 @@ int TlsStream::handshake_some(short& want, std::error_code& ec) noexcept {
 
 ssize_t TlsStream::read_some(std::span<char> into, short& want, std::error_code& ec) noexcept {
   if (into.empty()) return 0;
-  ERR_clear_error();
-  errno = 0;
   std::size_t got = 0;
-  const int result = SSL_read_ex(ssl_, into.data(), into.size(), &got);
-  const int saved = errno;
+  int saved = 0;
+  const int result = call([&] { return SSL_read_ex(ssl_, into.data(), into.size(), &got); }, saved);
   if (result == 1) return static_cast<ssize_t>(got);
   return fail(result, saved, want, ec, true);
 }
 
 ssize_t TlsStream::write_some(std::string_view data, short& want, std::error_code& ec) noexcept {
   if (data.empty()) return 0;
-  ERR_clear_error();
-  errno = 0;
   std::size_t put = 0;
-  int result = 0;
   int saved = 0;
-  {
-    const SigpipeGuard guard(guard_sigpipe_);
-    result = SSL_write_ex(ssl_, data.data(), data.size(), &put);
-    saved = errno;
-  }
+  const int result =
+      call([&] { return SSL_write_ex(ssl_, data.data(), data.size(), &put); }, saved);
   if (result == 1) return static_cast<ssize_t>(put);
   return fail(result, saved, want, ec, false);
 }
@@ -204,26 +209,21 @@ int TlsStream::close_some(short& want, std::error_code& ec) noexcept {
   // Nothing to end before the handshake finished, or after a fatal error (OpenSSL then refuses
   // to write, and the peer would not trust what we sent anyway).
   if (!handshake_done() || (SSL_get_shutdown(ssl_) & SSL_SENT_SHUTDOWN) != 0) return 1;
-  ERR_clear_error();
-  errno = 0;
-  int result = 0;
   int saved = 0;
-  {
-    const SigpipeGuard guard(guard_sigpipe_);
-    result = SSL_shutdown(ssl_);  // 0: our close_notify is out; 1: both are
-    saved = errno;
-  }
+  const int result = call([&] { return SSL_shutdown(ssl_); }, saved);  // 0: ours is out
   if (result >= 0) return 1;
   return static_cast<int>(fail(result, saved, want, ec, false));
 }
 
 int TlsStream::unwrap_some(short& want, std::error_code& ec) noexcept {
   if (!handshake_done()) return 1;
-  ERR_clear_error();
-  errno = 0;
-  int result = SSL_shutdown(ssl_);  // 0: ours is out; again: read the peer's
-  if (result == 0) result = SSL_shutdown(ssl_);
-  const int saved = errno;
+  int saved = 0;
+  const int result = call(
+      [&] {
+        const int sent = SSL_shutdown(ssl_);  // 0: ours is out; again: read the peer's
+        return sent == 0 ? SSL_shutdown(ssl_) : sent;
+      },
+      saved);
   if (result == 1) return 1;
   if (result == 0) {
     want = POLLIN;

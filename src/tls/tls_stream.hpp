@@ -66,6 +66,10 @@ class TlsStream final : public detail::StreamLayer, public SSLObject {
   void* native_handle() const noexcept override { return ssl_; }
 
  private:
+  // Runs one OpenSSL call with an empty error queue, errno saved after it, SIGPIPE held off
+  // with kTLS; returns its result.
+  template <class Call>
+  int call(Call ssl_call, int& saved_errno) noexcept;
   // Classifies a failed SSL call (`result` its return, `saved_errno` errno right after it).
   ssize_t fail(int result, int saved_errno, short& want, std::error_code& ec,
                bool reading) noexcept;

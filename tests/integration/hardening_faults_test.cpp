@@ -84,22 +84,9 @@ std::size_t count_threads() {
   return n;
 }
 
-using test::recv_line;
-
-// Reads until EOF or a reset; true when the server ended the connection within the timeout.
-bool ended_by_server(Socket& sock) {
-  try {
-    while (!sock.recv(65536).empty()) {
-    }
-    return true;
-  } catch (const ConnectionError&) {
-    return true;
-  } catch (const TimeoutError&) {
-    return false;
-  }
-}
-
 using test::connect_to;
+using test::ended_by_server;
+using test::recv_line;
 
 template <class Server>
 class FaultTest : public testing::Test {

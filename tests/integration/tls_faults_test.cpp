@@ -44,23 +44,8 @@ namespace sockserv {
 namespace {
 
 using namespace std::chrono_literals;
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
-// Reads until EOF or a reset: true when the server ended the connection before our timeout.
-bool ended_by_server(Socket& sock) {
-  try {
-    while (!sock.recv(65536).empty()) {
-    }
-    return true;
-  } catch (const ConnectionError&) {
-    return true;
-  } catch (const TimeoutError&) {
-    return false;
-  }
-}
+using test::contains;
+using test::ended_by_server;
 
 // A real client's first flight (its ClientHello), captured on a loopback connection of ours.
 std::string client_hello(const SSLContext& ctx) {

@@ -30,10 +30,7 @@ namespace sockserv {
 namespace {
 
 using namespace std::chrono_literals;
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using test::contains;
 
 // Reads `proc`'s stdout until a line equal to `wanted` (gnutls-cli prints other lines too).
 bool read_until_line(test::Process& proc, const std::string& wanted) {

@@ -124,6 +124,18 @@ std::string recv_line(Socket& sock) {
   return line;
 }
 
+bool ended_by_server(Socket& sock) {
+  try {
+    while (!sock.recv(65536).empty()) {
+    }
+    return true;
+  } catch (const ConnectionError&) {
+    return true;
+  } catch (const TimeoutError&) {
+    return false;
+  }
+}
+
 std::pair<Socket, Socket> tcp_pair() {
   ServerOptions options;
   options.backlog = 1;

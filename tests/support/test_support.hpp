@@ -76,6 +76,13 @@ Socket connect_to(const Address& address,
 // One line up to and including '\n', a byte at a time (so nothing after it is consumed); what
 // came before EOF if the peer closed first.
 std::string recv_line(Socket& sock);
+// Reads until EOF or a reset: true when the server ended the connection before the socket's
+// timeout (false after a TimeoutError).
+bool ended_by_server(Socket& sock);
+// True when `text` contains `part` (log and output checks).
+inline bool contains(std::string_view text, std::string_view part) {
+  return text.find(part) != std::string_view::npos;
+}
 
 // The number of open descriptors of this process (entries in /proc/self/fd).
 std::size_t count_open_fds();

@@ -30,10 +30,7 @@ namespace sockserv {
 namespace {
 
 using namespace std::chrono_literals;
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using test::contains;
 
 class SslSocketTest : public testing::Test {
  protected:

@@ -29,6 +29,8 @@ namespace detail {
 
 // Operations keep a failure as an int: an errno value, or a TLS code (ssl_errc) above this.
 inline constexpr int tls_error_base = 1 << 16;
+// The int an operation keeps for `ec` (its errno, or tls_error_base + the ssl_errc).
+int operation_error(const std::error_code& ec) noexcept;
 
 // A connection's state, on the heap so its address stays fixed while the loop refers to it.
 struct ConnectionState : IoState {
