@@ -108,6 +108,9 @@ void TCPServer::finish_request(Request& request, const Address& client_address) 
 }
 
 void TCPServer::set_ssl_context(std::shared_ptr<const SSLContext> context) {
+  if (context && socket_type != SOCK_STREAM) {
+    throw std::invalid_argument("set_ssl_context: TLS needs a stream server, not a datagram one");
+  }
   ssl_context_.set(std::move(context));
 }
 

@@ -75,14 +75,17 @@ ServerControl start(std::shared_ptr<Server> server, const ServeOptions& o,
   }
   server->shutdown_grace = seconds(o.grace);
   std::function<void()> reload;
+  constexpr bool datagram =
+      std::is_base_of_v<UDPServer, Server> || std::is_base_of_v<aio::AsyncUDPServer, Server>;
+  if (o.tls.enabled() && datagram) {
+    throw std::invalid_argument("--tls-cert: TLS needs a stream transport (--tcp or --unix)");
+  }
   if constexpr (requires { server->set_ssl_context(nullptr); }) {
     if (o.tls.enabled()) {
       server->set_ssl_context(build_server_context(o.tls));
       server->ssl_handshake_timeout = seconds(o.tls.handshake_timeout);
       reload = [s = server.get(), tls = o.tls] { s->set_ssl_context(build_server_context(tls)); };
     }
-  } else if (o.tls.enabled()) {
-    throw std::invalid_argument("--tls-cert: TLS needs a stream transport (--tcp or --unix)");
   }
   if (inherited) {
     server->adopt_socket(std::move(*inherited));

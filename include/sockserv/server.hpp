@@ -243,6 +243,7 @@ class TCPServer : public BaseServer {
   // at the deadline). A failed handshake closes that connection only (logged, counted in
   // stats.tls_failures). set_ssl_context() may be called at any time from any thread (reload):
   // connections that start afterwards use the new context, running ones keep theirs.
+  // A datagram server (UDPServer, UnixDatagramServer) refuses one: std::invalid_argument.
   void set_ssl_context(std::shared_ptr<const SSLContext> context);
   std::shared_ptr<const SSLContext> ssl_context() const;
   std::chrono::nanoseconds ssl_handshake_timeout = std::chrono::seconds(10);

@@ -273,5 +273,22 @@ TEST_F(TlsServeTest, ReusePortProcessesSharingTicketKeysResumeEachOthersSessions
   EXPECT_EQ(client.wait(10s), 0) << client.err();
 }
 
+// The command refuses what cannot work, with a message, before it serves anything.
+TEST_F(TlsServeTest, CommandRefusesTlsOnDatagramsAndMalformedSniEntries) {
+  auto result = test::run_command({SOCKSERV_EXE, "serve", "--udp", "127.0.0.1:0", "--tls-cert",
+                                   certs_.server_cert, "--tls-key", certs_.server_key});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_TRUE(contains(result.err, "TLS needs a stream transport")) << result.err;
+  result = test::run_command({SOCKSERV_EXE, "serve", "--tcp", "127.0.0.1:0", "--tls-cert",
+                              certs_.server_cert, "--tls-key", certs_.server_key, "--tls-sni",
+                              "no-equals-sign"});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_TRUE(contains(result.err, "expected NAME=CERT,KEY")) << result.err;
+  result = test::run_command({SOCKSERV_EXE, "serve", "--tcp", "127.0.0.1:0", "--tls-cert",
+                              certs_.server_cert, "--tls-key", certs_.other_key});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_TRUE(contains(result.err, "load_cert_chain")) << result.err;  // a key of another cert
+}
+
 }  // namespace
 }  // namespace sockserv

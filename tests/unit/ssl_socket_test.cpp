@@ -6,6 +6,7 @@
 #include <sockserv/tls/ssl_socket.hpp>
 
 #include <sockserv/error.hpp>
+#include <sockserv/server.hpp>
 #include <sockserv/socket.hpp>
 #include <sockserv/socket_file.hpp>
 #include <sockserv/tls/ssl_context.hpp>
@@ -445,6 +446,41 @@ TEST_F(SslSocketTest, SniContextServesTheOtherCertificate) {
     EXPECT_EQ(server.get(), "localhost");
   }
   EXPECT_EQ(test::count_open_fds(), baseline_fds_);
+}
+
+// An sni_callback that throws refuses that handshake with an alert (logged), and the server's
+// socket is left as it was: the next client is served.
+TEST_F(SslSocketTest, SniCallbackThatThrowsRefusesOnlyThatHandshake) {
+  auto server_ctx = server_context();
+  server_ctx.set_sni_callback([](std::string_view name) -> std::shared_ptr<const SSLContext> {
+    if (name == "refused.test") throw std::runtime_error("no certificate for this name");
+    return nullptr;
+  });
+  const auto ctx = client_context();
+  auto refused = serve([&server_ctx](Socket sock) {
+    EXPECT_THROW(server_ctx.wrap_socket(std::move(sock), true), SSLError);
+    return 0;
+  });
+  EXPECT_THROW(ctx.wrap_socket(connect(), false, "refused.test"), SSLError);
+  refused.get();
+  auto [client, server] =
+      handshake(ctx, server_ctx, [](SSLSocket& tls) { return tls.server_hostname(); });
+  EXPECT_EQ(server.get(), "localhost");
+}
+
+TEST_F(SslSocketTest, AServerRefusesAClientContext) {
+  TCPServer server(test::loopback4(), [](Request&, const Address&, BaseServer&) {});
+  EXPECT_THROW(server.set_ssl_context(std::make_shared<const SSLContext>(client_context())),
+               std::invalid_argument);
+  EXPECT_NO_THROW(server.set_ssl_context(std::make_shared<const SSLContext>(server_context())));
+  EXPECT_NO_THROW(server.set_ssl_context(nullptr));  // back to plain
+  EXPECT_EQ(server.ssl_context(), nullptr);
+}
+
+TEST_F(SslSocketTest, ADatagramServerRefusesTls) {
+  UDPServer server(test::loopback4(), [](Request&, const Address&, BaseServer&) {});
+  EXPECT_THROW(server.set_ssl_context(std::make_shared<const SSLContext>(server_context())),
+               std::invalid_argument);
 }
 
 }  // namespace
