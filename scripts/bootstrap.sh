@@ -13,7 +13,7 @@ set -euo pipefail
 
 build=(cmake ninja-build g++ libcli11-dev libssl-dev liburing-dev)
 test=("${build[@]}" libgtest-dev libgmock-dev python3 netcat-openbsd socat procps nginx
-      libnginx-mod-stream iproute2 openssl gnutls-bin)
+      libnginx-mod-stream iproute2 openssl gnutls-bin strace)
 ci=("${test[@]}" clang libclang-rt-14-dev clang-format pkg-config libbenchmark-dev)
 bench=("${test[@]}" libbenchmark-dev libasio-dev libuv1-dev)
 

@@ -4,6 +4,7 @@
 #include <sockserv/socket.hpp>
 
 #include "sys/fd.hpp"
+#include "sys/kernel_timer.hpp"
 
 #include <poll.h>
 #include <unistd.h>
@@ -14,23 +15,44 @@ namespace sockserv {
 
 using Clock = std::chrono::steady_clock;
 
-namespace {
-
-// Runs one socket call under the socket's timeout mode:
-//   1. try the call (EINTR is retried inside retry_eintr);
-//   2. success: return its result;
-//   3. EAGAIN on a socket with a positive timeout: wait for readiness until `deadline`, then go
-//      back to 1; past the deadline: timed_out;
-//   4. anything else (including EAGAIN in non-blocking mode): report it in `ec`.
+// Runs one socket call under the socket's timeout mode (EINTR is retried in every mode):
+//   none    the call once; on a blocking descriptor the kernel waits without limit;
+//   poll    the call; on EAGAIN, wait for readiness in poll() until `deadline`, then again
+//           (a stream layer's descriptor is non-blocking);
+//   kernel  the call on the blocking descriptor, under a kernel timer for the time left (set
+//           only when it must change: the common call is the bare syscall). EAGAIN means the
+//           timer ran out: past the deadline that is timed_out; before it (a timer shorter than
+//           the time left), arm again and call again.
+// Anything else, or EAGAIN in non-blocking mode, is reported in `ec`.
 template <class Call>
-ssize_t io_call(int fd, short events, bool waits, Clock::time_point deadline, std::error_code& ec,
-                Call call) noexcept {
+ssize_t Socket::io_call(int fd, short events, Wait how, Clock::time_point deadline,
+                        std::uint32_t& timer, std::error_code& ec, Call call) noexcept {
+  bool woke_early = false;
   for (;;) {
-    const ssize_t n = sys::retry_eintr(call);
+    if (how == Wait::kernel) {
+      auto left = deadline - Clock::now();
+      if (left <= Clock::duration::zero()) {
+        // Past the deadline a call that need not wait still succeeds (as with poll()): one
+        // try under the shortest timer.
+        if (woke_early) {
+          ec = std::make_error_code(std::errc::timed_out);
+          return -1;
+        }
+        left = std::chrono::nanoseconds(1);
+      }
+      const int option = events == POLLOUT ? SO_SNDTIMEO : SO_RCVTIMEO;
+      if (!sys::arm_kernel_timer(fd, option, left, timer, woke_early, ec)) return -1;
+    }
+    const ssize_t n = call();
     if (n >= 0) return n;
-    if (!waits || !sys::would_block(errno)) {
+    if (errno == EINTR) continue;
+    if (how == Wait::none || !sys::would_block(errno)) {
       ec = sys::last_error();
       return -1;
+    }
+    if (how == Wait::kernel) {
+      woke_early = true;
+      continue;
     }
     const short ready = sys::poll_one(fd, events, deadline, ec);
     if (ec) return -1;
@@ -40,8 +62,6 @@ ssize_t io_call(int fd, short events, bool waits, Clock::time_point deadline, st
     }
   }
 }
-
-}  // namespace
 
 Socket::Socket(int family, int type, int protocol)
     : fd_(::socket(family, type | SOCK_CLOEXEC, protocol)),
@@ -74,7 +94,9 @@ Socket::Socket(Socket&& other) noexcept
       type_(other.type_),
       timeout_(other.timeout_),
       deadline_(other.deadline_),
-      layer_(std::move(other.layer_)) {}
+      layer_(std::move(other.layer_)),
+      recv_timer_us_(other.recv_timer_us_),
+      send_timer_us_(other.send_timer_us_) {}
 
 Socket& Socket::operator=(Socket&& other) noexcept {
   if (this != &other) {
@@ -85,6 +107,8 @@ Socket& Socket::operator=(Socket&& other) noexcept {
     timeout_ = other.timeout_;
     deadline_ = other.deadline_;
     layer_ = std::move(other.layer_);
+    recv_timer_us_ = other.recv_timer_us_;
+    send_timer_us_ = other.send_timer_us_;
   }
   return *this;
 }
@@ -95,17 +119,34 @@ int Socket::detach() noexcept {
 }
 
 void Socket::set_layer(std::unique_ptr<detail::StreamLayer> layer) noexcept {
+  const bool was_nonblocking = nonblocking_fd();
   layer_ = std::move(layer);
+  (void)sync_mode(was_nonblocking);  // fcntl on a descriptor we own does not fail
 }
 
-std::unique_ptr<detail::StreamLayer> Socket::release_layer() noexcept { return std::move(layer_); }
+std::unique_ptr<detail::StreamLayer> Socket::release_layer() noexcept {
+  const bool was_nonblocking = nonblocking_fd();
+  auto layer = std::move(layer_);
+  (void)sync_mode(was_nonblocking);
+  return layer;
+}
+
+std::error_code Socket::sync_mode(bool was_nonblocking) noexcept {
+  if (fd_ < 0) return {};
+  std::error_code ec;
+  if (nonblocking_fd() != was_nonblocking) ec = sys::set_nonblocking(fd_, nonblocking_fd());
+  if (!ec && plain_blocking()) ec = sys::clear_kernel_timer(fd_, SO_RCVTIMEO, recv_timer_us_);
+  if (!ec && plain_blocking()) ec = sys::clear_kernel_timer(fd_, SO_SNDTIMEO, send_timer_us_);
+  return ec;
+}
 
 ssize_t Socket::transfer(Direction direction, std::span<char> in, std::string_view out, int flags,
-                         bool waits, Clock::time_point until, std::error_code& ec) noexcept {
+                         Wait how, Clock::time_point until, std::error_code& ec) noexcept {
   ec.clear();
   const bool sending = direction == Direction::send;
   if (!layer_) {
-    return io_call(fd_, sending ? POLLOUT : POLLIN, waits, until, ec, [&] {
+    if (how == Wait::kernel && (flags & MSG_DONTWAIT) != 0) how = Wait::none;
+    return io_call(fd_, sending ? POLLOUT : POLLIN, how, until, kernel_timer(sending), ec, [&] {
       return sending ? ::send(fd_, out.data(), out.size(), flags | MSG_NOSIGNAL)
                      : ::recv(fd_, in.data(), in.size(), flags);
     });
@@ -122,7 +163,7 @@ ssize_t Socket::transfer(Direction direction, std::span<char> in, std::string_vi
     short want = 0;
     const ssize_t n = sending ? layer_->write_some(out, want, ec) : layer_->read_some(in, want, ec);
     if (n >= 0 || ec) return n;
-    if (!waits) {
+    if (how == Wait::none) {
       ec = std::make_error_code(std::errc::resource_unavailable_try_again);
       return -1;
     }
@@ -203,11 +244,17 @@ std::pair<Socket, Address> Socket::accept(std::error_code& ec) noexcept {
   ec.clear();
   Address peer;
   socklen_t len = Address::capacity();
-  const auto fd = io_call(fd_, POLLIN, waits(), deadline(), ec,
+  const auto fd = io_call(fd_, POLLIN, wait_mode(), deadline(), recv_timer_us_, ec,
                           [&] { return ::accept4(fd_, peer.data(), &len, SOCK_CLOEXEC); });
   if (fd < 0) return {};
   peer.resize(len);
-  return {Socket(Adopt{}, static_cast<int>(fd), family_, type_), peer};
+  Socket child(Adopt{}, static_cast<int>(fd), family_, type_);
+  // An accepted socket inherits the listener's SO_RCVTIMEO/SO_SNDTIMEO; it starts without a
+  // timeout, so they go (only when this listener waited under them).
+  child.recv_timer_us_ = recv_timer_us_;
+  child.send_timer_us_ = send_timer_us_;
+  if ((ec = child.sync_mode(false))) return {};
+  return {std::move(child), peer};
 }
 
 std::pair<Socket, Address> Socket::accept() {
@@ -218,6 +265,18 @@ std::pair<Socket, Address> Socket::accept() {
 }
 
 int Socket::connect_ex(const Address& address) noexcept {
+  // A timed connect waits in poll(), not under SO_SNDTIMEO (which leaves a connect that timed
+  // out running, reporting EINPROGRESS): the descriptor is non-blocking for its duration.
+  if (wait_mode() == Wait::kernel) {
+    if (const auto ec = sys::set_nonblocking(fd_, true)) return ec.value();
+    const int result = connect_polled(address);
+    (void)sys::set_nonblocking(fd_, false);
+    return result;
+  }
+  return connect_polled(address);
+}
+
+int Socket::connect_polled(const Address& address) noexcept {
   // A signal during a blocking connect leaves it running in the kernel; like a timed connect, we
   // then wait for writability and read the outcome from SO_ERROR.
   if (::connect(fd_, address.data(), address.size()) == 0) return 0;
@@ -239,7 +298,7 @@ void Socket::connect(const Address& address) {
 }
 
 std::size_t Socket::send(std::string_view data, std::error_code& ec, int flags) noexcept {
-  const auto n = transfer(Direction::send, {}, data, flags, waits(), deadline(), ec);
+  const auto n = transfer(Direction::send, {}, data, flags, wait_mode(), deadline(), ec);
   return n < 0 ? 0 : static_cast<std::size_t>(n);
 }
 
@@ -269,14 +328,14 @@ void Socket::sendall_waiting(std::string_view data, int flags) {
   const auto until = deadline();
   while (!data.empty()) {
     std::error_code ec;
-    const auto n = transfer(Direction::send, {}, data, flags, waits(), until, ec);
+    const auto n = transfer(Direction::send, {}, data, flags, wait_mode(), until, ec);
     if (ec) fail_transfer(ec, "sendall");
     data.remove_prefix(static_cast<std::size_t>(n));
   }
 }
 
 std::size_t Socket::recv_into(std::span<char> buffer, std::error_code& ec, int flags) noexcept {
-  const auto n = transfer(Direction::receive, buffer, {}, flags, waits(), deadline(), ec);
+  const auto n = transfer(Direction::receive, buffer, {}, flags, wait_mode(), deadline(), ec);
   return n < 0 ? 0 : static_cast<std::size_t>(n);
 }
 
@@ -297,13 +356,17 @@ std::size_t Socket::recv_into_waiting(std::span<char> buffer, int flags) {
 std::size_t Socket::recv_into_until(std::span<char> buffer, Clock::time_point until) {
   std::error_code ec;
   until = std::min(deadline(), until);
-  // A layer reads the descriptor as it is: on a blocking one, wait for input first, so the
-  // wait happens in poll() where the deadline applies (a partial TLS record can still block).
-  if (layer_ && plain_blocking() && layer_->pending() == 0) wait_ready(POLLIN, until, ec);
-  // MSG_DONTWAIT: the wait happens in poll(), where the deadline applies, even when the
-  // descriptor itself is blocking.
-  const auto n =
-      ec ? -1 : transfer(Direction::receive, buffer, {}, MSG_DONTWAIT, getblocking(), until, ec);
+  auto how = wait_mode();
+  if (how == Wait::none && getblocking()) {
+    // Blocking without a limit of its own: the call's deadline is waited for in poll(), so no
+    // kernel timer is left behind on a socket whose bare calls must never time out.
+    how = Wait::poll;
+    // A layer reads the descriptor as it is (blocking): wait for input first, so a partial
+    // TLS record is the only thing that can still block.
+    if (layer_ && layer_->pending() == 0) wait_ready(POLLIN, until, ec);
+  }
+  const int flags = how == Wait::poll && !layer_ ? MSG_DONTWAIT : 0;
+  const auto n = ec ? -1 : transfer(Direction::receive, buffer, {}, flags, how, until, ec);
   if (ec) fail_transfer(ec, "recv");
   return static_cast<std::size_t>(n);
 }
@@ -323,7 +386,7 @@ std::string Socket::recv_exact(std::size_t n) {
   while (got < n) {
     std::error_code ec;
     const auto r =
-        transfer(Direction::receive, {out.data() + got, n - got}, {}, 0, waits(), until, ec);
+        transfer(Direction::receive, {out.data() + got, n - got}, {}, 0, wait_mode(), until, ec);
     if (ec) fail_transfer(ec, "recv_exact");
     if (r == 0) {
       throw_error(errc::connection_broken, describe("recv_exact"),
@@ -342,7 +405,8 @@ RecvFromResult Socket::recvfrom_into(std::span<char> buffer, std::error_code& ec
   // MSG_TRUNC makes recvfrom return the datagram's real length, so truncation is visible. Not
   // on a stream socket: there TCP takes MSG_TRUNC as "discard the data".
   const int trunc = type_ == SOCK_STREAM ? 0 : MSG_TRUNC;
-  const auto n = io_call(fd_, POLLIN, waits(), deadline(), ec, [&] {
+  const auto how = (flags & MSG_DONTWAIT) != 0 ? Wait::none : wait_mode();
+  const auto n = io_call(fd_, POLLIN, how, deadline(), recv_timer_us_, ec, [&] {
     len = Address::capacity();
     return ::recvfrom(fd_, buffer.data(), buffer.size(), flags | trunc, result.address.data(),
                       &len);
@@ -375,7 +439,8 @@ std::pair<std::string, Address> Socket::recvfrom(std::size_t bufsize, int flags)
 
 std::size_t Socket::sendto(std::string_view data, const Address& address, int flags) {
   std::error_code ec;
-  const auto n = io_call(fd_, POLLOUT, waits(), deadline(), ec, [&] {
+  const auto how = (flags & MSG_DONTWAIT) != 0 ? Wait::none : wait_mode();
+  const auto n = io_call(fd_, POLLOUT, how, deadline(), send_timer_us_, ec, [&] {
     return ::sendto(fd_, data.data(), data.size(), flags | MSG_NOSIGNAL, address.data(),
                     address.size());
   });
@@ -457,24 +522,19 @@ void Socket::setblocking(bool blocking) {
 
 void Socket::settimeout(Timeout timeout) {
   if (timeout && timeout->count() < 0) throw std::invalid_argument("settimeout: negative timeout");
-  // Like Python: any timeout (zero or positive) makes the descriptor non-blocking, and blocking
-  // waits are done in poll() where a deadline can end them.
-  if (const auto ec = sys::set_nonblocking(fd_, timeout.has_value() || has_deadline())) {
-    throw_error(ec, describe("settimeout"));
-  }
+  // Python makes the descriptor non-blocking for any timeout and waits in poll(); here only
+  // non-blocking mode (and a layer with a limit) does: a positive timeout is a kernel timer on
+  // the blocking descriptor, set by the first call that needs it.
+  const bool was_nonblocking = nonblocking_fd();
   timeout_ = timeout.value_or(std::chrono::nanoseconds(-1));
+  if (const auto ec = sync_mode(was_nonblocking)) throw_error(ec, describe("settimeout"));
 }
 
 void Socket::set_deadline(std::optional<Clock::time_point> deadline) {
   if (deadline == Clock::time_point::max()) deadline.reset();
-  const bool was_nonblocking = has_timeout() || has_deadline();
-  const bool nonblocking = has_timeout() || deadline.has_value();
-  if (nonblocking != was_nonblocking) {  // no syscall when the mode stays (the common case)
-    if (const auto ec = sys::set_nonblocking(fd_, nonblocking)) {
-      throw_error(ec, describe("set_deadline"));
-    }
-  }
+  const bool was_nonblocking = nonblocking_fd();
   deadline_ = deadline.value_or(Clock::time_point::max());
+  if (const auto ec = sync_mode(was_nonblocking)) throw_error(ec, describe("set_deadline"));
 }
 
 Address Socket::getsockname() const {

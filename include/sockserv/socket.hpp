@@ -23,7 +23,12 @@
 // Timeouts follow Python: nullopt = blocking; zero = non-blocking (EAGAIN is an error:
 // std::errc::resource_unavailable_try_again); a positive duration = each blocking call may take at
 // most that long, then throws TimeoutError. sendall() and recv_exact() count their whole
-// duration against one timeout, as Python's sendall does since 3.5.
+// duration against one timeout, as Python's sendall does since 3.5. Unlike Python, a timeout
+// costs no syscall of its own: the descriptor stays blocking and the kernel enforces the time
+// left (SO_RCVTIMEO/SO_SNDTIMEO, set only when it has to change), so a timed recv() is one
+// recv(2) whether or not data is waiting (docs/adr/0004-kernel-timers.md). MSG_DONTWAIT in
+// `flags` makes that one call non-blocking. Over a stream layer (TLS) the descriptor is
+// non-blocking and waits happen in poll().
 #pragma once
 
 #include <sockserv/address.hpp>
@@ -211,6 +216,31 @@ class Socket {
   bool has_deadline() const noexcept {
     return deadline_ != std::chrono::steady_clock::time_point::max();
   }
+  // How a blocking call waits: not at all beyond the syscall itself (non-blocking mode, or
+  // blocking without a limit), in poll() (a stream layer, whose descriptor is non-blocking), or
+  // in the syscall under a kernel timer (a plain socket with a timeout or a deadline).
+  enum class Wait : std::uint8_t { none, poll, kernel };
+  Wait wait_mode() const noexcept {
+    if (!getblocking() || plain_blocking()) return Wait::none;
+    return layer_ ? Wait::poll : Wait::kernel;
+  }
+  // The O_NONBLOCK the descriptor has in the current mode: in non-blocking mode, and under a
+  // layer with a timeout or a deadline (the layer's reads must never block in the kernel).
+  bool nonblocking_fd() const noexcept {
+    return timeout_.count() == 0 || (layer_ && !plain_blocking());
+  }
+  // Sets O_NONBLOCK if `was_nonblocking` (the mode before a change) differs from the mode now,
+  // and removes the kernel timers once nothing needs them (a bare call must never time out).
+  std::error_code sync_mode(bool was_nonblocking) noexcept;
+  // One socket call under `how` (socket.cpp has the rules); `timer` is the direction's kernel
+  // timer.
+  template <class Call>
+  static ssize_t io_call(int fd, short events, Wait how,
+                         std::chrono::steady_clock::time_point deadline, std::uint32_t& timer,
+                         std::error_code& ec, Call call) noexcept;
+  std::uint32_t& kernel_timer(bool sending) noexcept {
+    return sending ? send_timer_us_ : recv_timer_us_;
+  }
   // Waits until `events` (POLLIN/POLLOUT) are ready or `deadline` passes; ec = timed_out then.
   void wait_ready(short events, std::chrono::steady_clock::time_point deadline,
                   std::error_code& ec) const noexcept;
@@ -224,10 +254,10 @@ class Socket {
   // handlers).
   bool bare() const noexcept { return plain_blocking() && !layer_; }
   // One recv (into `in`) or send (of `out`) under the socket's mode, through the layer if there
-  // is one; waits in poll() up to `until` when `waits`. -1 with `ec` on failure.
+  // is one; waits up to `until` as `how` says. -1 with `ec` on failure.
   enum class Direction : bool { receive, send };
   ssize_t transfer(Direction direction, std::span<char> in, std::string_view out, int flags,
-                   bool waits, std::chrono::steady_clock::time_point until,
+                   Wait how, std::chrono::steady_clock::time_point until,
                    std::error_code& ec) noexcept;
   // The failure of a transfer, with the layer's reason when it has one.
   [[noreturn]] void fail_transfer(std::error_code ec, std::string_view op) const;
@@ -241,14 +271,20 @@ class Socket {
   // Throws the error for errno after `op` failed.
   [[noreturn]] void fail(std::string_view op) const;
   std::string describe(std::string_view op) const;
+  // connect_ex() on a descriptor in its current blocking mode.
+  int connect_polled(const Address& address) noexcept;
 
-  // 32 bytes: every connection a server holds has a Socket, so the optionals are sentinels.
+  // 40 bytes: every connection a server holds has a Socket, so the optionals are sentinels.
   int fd_ = -1;
   std::int16_t family_ = AF_UNSPEC;
   std::int16_t type_ = 0;
   std::chrono::nanoseconds timeout_{-1};  // negative: none (blocking)
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
   std::unique_ptr<detail::StreamLayer> layer_;
+  // The SO_RCVTIMEO / SO_SNDTIMEO the descriptor carries, in microseconds (0: none). Each is
+  // touched only by calls in its own direction, so a reader and a writer thread do not race.
+  std::uint32_t recv_timer_us_ = 0;
+  std::uint32_t send_timer_us_ = 0;
 };
 
 // Two connected sockets (Python's socket.socketpair()).

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <sys/time.h>
 
 #include <chrono>
 #include <cstddef>
@@ -23,6 +24,14 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using test::throws_code;
+
+// The SO_RCVTIMEO / SO_SNDTIMEO the kernel holds for `sock` (0: none).
+std::chrono::microseconds kernel_timer(const Socket& sock, int option) {
+  timeval tv{};
+  socklen_t len = sizeof tv;
+  EXPECT_EQ(::getsockopt(sock.fileno(), SOL_SOCKET, option, &tv, &len), 0);
+  return std::chrono::seconds(tv.tv_sec) + std::chrono::microseconds(tv.tv_usec);
+}
 
 // Bytes that differ from position to position, so a reordering or a lost chunk shows.
 std::string pattern(std::size_t n) {
@@ -258,19 +267,99 @@ TEST(SocketIoTest, EarlierOfTimeoutAndDeadlineWins) {
   EXPECT_TRUE(throws_code<TimeoutError>([&] { server.recv(10); }, std::errc::timed_out));
 }
 
-TEST(SocketIoTest, ClearingDeadlineRestoresBlockingDescriptor) {
+TEST(SocketIoTest, ClearingDeadlineRemovesTheKernelTimer) {
   auto [client, server] = test::tcp_pair();
   const auto nonblocking = [&] { return (::fcntl(server.fileno(), F_GETFL) & O_NONBLOCK) != 0; };
   EXPECT_FALSE(nonblocking());
   server.set_deadline(Clock::now() + 10s);
-  EXPECT_TRUE(nonblocking());  // the wait happens in poll(), where the deadline can end it
+  EXPECT_FALSE(nonblocking());  // the kernel waits, under SO_RCVTIMEO for the time left
+  client.sendall("x");
+  EXPECT_EQ(server.recv(1), "x");
+  const auto timer = kernel_timer(server, SO_RCVTIMEO);
+  EXPECT_GT(timer, 9s);
+  EXPECT_LE(timer, 10s);
   server.set_deadline(std::nullopt);
   EXPECT_FALSE(nonblocking());
+  EXPECT_EQ(kernel_timer(server, SO_RCVTIMEO), 0s);  // a bare recv() must never time out
   EXPECT_FALSE(server.get_deadline());
   Socket moved(std::move(server));
   moved.set_deadline(Clock::now() + 10s);
   Socket again(std::move(moved));
   EXPECT_TRUE(again.get_deadline().has_value());  // a move keeps the deadline
+}
+
+// ---- Kernel timers (docs/adr/0004-kernel-timers.md) ---------------------------------------------
+
+TEST(SocketIoTest, ATimedSocketStaysBlockingAndSetsItsTimerOnce) {
+  auto [client, server] = test::tcp_pair();
+  server.settimeout(30s);
+  EXPECT_EQ(::fcntl(server.fileno(), F_GETFL) & O_NONBLOCK, 0);
+  EXPECT_EQ(kernel_timer(server, SO_RCVTIMEO), 0s);  // set by the first call that needs it
+  client.sendall("ab");
+  EXPECT_EQ(server.recv_exact(2), "ab");
+  EXPECT_EQ(kernel_timer(server, SO_RCVTIMEO), 30s);
+  EXPECT_EQ(kernel_timer(server, SO_SNDTIMEO), 0s);  // each direction on its own
+  server.sendall("cd");
+  EXPECT_EQ(kernel_timer(server, SO_SNDTIMEO), 30s);
+  server.settimeout(std::nullopt);  // bare calls from here on: no timer may stay behind
+  EXPECT_EQ(kernel_timer(server, SO_RCVTIMEO), 0s);
+  EXPECT_EQ(kernel_timer(server, SO_SNDTIMEO), 0s);
+}
+
+TEST(SocketIoTest, AnAcceptedSocketDoesNotInheritTheListenersTimer) {
+  Socket listener(AF_INET, SOCK_STREAM);
+  listener.bind(test::loopback4());
+  listener.listen(4);
+  listener.settimeout(5s);
+  auto client = test::connect_to(listener.getsockname());
+  auto [conn, peer] = listener.accept();
+  EXPECT_EQ(kernel_timer(listener, SO_RCVTIMEO), 5s);  // accept() waited under it
+  EXPECT_FALSE(conn.gettimeout());
+  EXPECT_EQ(kernel_timer(conn, SO_RCVTIMEO), 0s);  // the kernel copied it; accept() removed it
+  EXPECT_EQ(kernel_timer(conn, SO_SNDTIMEO), 0s);
+}
+
+TEST(SocketIoTest, ATimerShortenedByAWholeCallDeadlineIsLengthenedAfterAnEarlyWake) {
+  // recv_exact's third recv starts 0.6 s into its one 2 s deadline and gets the 1.4 s left as
+  // its timer. A later recv with the full 2 s must not give up when that shorter timer runs
+  // out: it wakes early, sets the time it has left, and goes on waiting.
+  auto [client, server] = test::tcp_pair();
+  server.settimeout(2s);
+  std::thread writer([&client = client] {
+    client.sendall("a");
+    std::this_thread::sleep_for(600ms);
+    client.sendall("b");
+    std::this_thread::sleep_for(100ms);
+    client.sendall("c");
+    std::this_thread::sleep_for(1700ms);  // longer than the short timer, within the timeout
+    client.sendall("d");
+  });
+  EXPECT_EQ(server.recv_exact(3), "abc");
+  EXPECT_LT(kernel_timer(server, SO_RCVTIMEO), 1500ms);  // shortened for the third recv
+  EXPECT_EQ(server.recv(1), "d");
+  writer.join();
+}
+
+TEST(SocketIoTest, MsgDontwaitOnATimedSocketDoesNotWait) {
+  auto [client, server] = test::tcp_pair();
+  server.settimeout(30s);
+  std::error_code ec;
+  char buf[4];
+  EXPECT_EQ(server.recv_into(buf, ec, MSG_DONTWAIT), 0u);
+  EXPECT_EQ(ec, std::errc::resource_unavailable_try_again);
+}
+
+TEST(SocketIoTest, ATimedConnectLeavesTheDescriptorBlocking) {
+  Socket listener(AF_INET, SOCK_STREAM);
+  listener.bind(test::loopback4());
+  listener.listen(4);
+  Socket client(AF_INET, SOCK_STREAM);
+  client.settimeout(5s);
+  client.connect(listener.getsockname());
+  EXPECT_EQ(::fcntl(client.fileno(), F_GETFL) & O_NONBLOCK, 0);
+  client.sendall("x");
+  auto [conn, peer] = listener.accept();
+  EXPECT_EQ(conn.recv(1), "x");
 }
 
 // ---- Non-blocking mode -------------------------------------------------------------------------
