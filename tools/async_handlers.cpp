@@ -21,13 +21,18 @@ Task<void> upper_stream(Connection conn) {
 }
 
 Task<void> echo_stream(Connection conn) {
-  // recv(chunk) reuses the string's capacity: no allocation per message.
-  for (std::string chunk; co_await conn.recv(chunk) > 0;) co_await conn.sendall(chunk);
+  // Zero copy: each chunk is received into a pooled buffer and sent from it.
+  for (;;) {
+    aio::BufferLease chunk = co_await conn.recv_lease();
+    if (chunk.empty()) co_return;
+    co_await conn.sendall(std::move(chunk));
+  }
 }
 
 Task<void> discard_stream(Connection conn) {
-  // (Written as a for loop: GCC 12 loses the co_await in `while (!(co_await conn.recv())...)`.)
-  for (std::string chunk; co_await conn.recv(chunk) > 0;) {
+  for (;;) {
+    const aio::BufferLease chunk = co_await conn.recv_lease();
+    if (chunk.empty()) co_return;
   }
 }
 

@@ -3,6 +3,7 @@
 #include <sockserv/error.hpp>
 #include <sockserv/proxy_protocol.hpp>
 
+#include "block_pool.hpp"
 #include "sys/fd.hpp"
 
 #include <sys/socket.h>
@@ -106,8 +107,17 @@ bool IoOperation::begin() {
     error = ECANCELED;
     return false;
   }
-  if (perform && perform(*this)) return false;  // done at once: no suspension
   auto& c = conn();
+  if (perform) {
+    const auto moved_before = c.bytes_in + c.bytes_out;
+    if (perform(*this)) {
+      // Done at once: no suspension, while the coroutine's budget lasts. Past it, the result
+      // waits for the next iteration, so the loop polls and the other connections run first.
+      if (c.loop->spend_budget(c.bytes_in + c.bytes_out - moved_before)) return false;
+      c.loop->resume_soon(handle);
+      return true;
+    }
+  }
   std::optional<Clock::time_point> until;
   if (c.timeout.count() >= 0) until = Clock::now() + c.timeout;
   return c.loop->wait_io(*this, until);
@@ -192,6 +202,39 @@ bool RecvToStringOperation::attempt(IoWaiter& self) {
     return false;
   }
   op.sys_error_ = error;
+  return true;
+}
+
+RecvLeaseOperation::RecvLeaseOperation(ConnectionState& c, std::size_t max) noexcept
+    : IoOperation(c, true),
+      max_(static_cast<std::uint32_t>(std::min(max, BufferLease::block_size))) {
+  perform = &RecvLeaseOperation::attempt;
+}
+
+bool RecvLeaseOperation::attempt(IoWaiter& self) {
+  auto& op = static_cast<RecvLeaseOperation&>(self);
+  auto& c = op.conn();
+  auto* const source = block_pool_source();
+  if (!c.in.empty()) {  // left over by a buffered read: those bytes come first
+    const auto take = std::min<std::size_t>(c.in.size(), op.max_);
+    char* block = take_block();
+    std::memcpy(block, c.in.data(), take);
+    c.in.consume(take);
+    c.in.release();
+    op.lease_ = BufferLease(block, take, source);
+    return true;
+  }
+  if (!c.maybe_readable && !c.read_closed) return false;  // nothing new: wait, holding nothing
+  char* block = take_block();
+  const auto n = receive_some(c, {block, op.max_});
+  if (n > 0) {
+    op.lease_ = BufferLease(block, static_cast<std::size_t>(n), source);
+    return true;
+  }
+  give_back_block(block);  // EOF (an empty lease), a wait, or an error: the block goes back
+  if (n == 0) return true;
+  if (sys::would_block(errno)) return false;
+  op.sys_error_ = errno;
   return true;
 }
 

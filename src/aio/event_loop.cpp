@@ -494,7 +494,10 @@ void EventLoop::run_ready() {
   // iteration, after the next poll for I/O. The vectors swap roles, keeping their capacity.
   running_handles_.swap(ready_);
   running_callbacks_.swap(callbacks_);
-  for (auto h : running_handles_) detail::resume_flat(h);
+  for (auto h : running_handles_) {
+    refill_budget();  // each coroutine the loop resumes gets a fresh budget
+    detail::resume_flat(h);
+  }
   running_handles_.clear();
   for (auto& callback : running_callbacks_) {
     try {

@@ -29,6 +29,7 @@
 #pragma once
 
 #include <sockserv/address.hpp>
+#include <sockserv/aio/buffer_lease.hpp>
 #include <sockserv/aio/detail/connection_ops.hpp>
 #include <sockserv/aio/event_loop.hpp>
 #include <sockserv/buffer.hpp>
@@ -40,6 +41,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -90,6 +92,13 @@ class Connection {
   detail::RecvToStringOperation recv(std::string& into, std::size_t max = 65536);
   // One recv() into `buffer` (zero copies): the byte count, 0 when the peer closed.
   detail::RecvOperation recv_into(std::span<char> buffer);
+  // One recv() of at most `max` bytes (and BufferLease::block_size) straight into a buffer lent
+  // from the thread's pool (buffer_lease.hpp): no copy, no allocation once the pool is warm, and
+  // no buffer owned while waiting. An empty lease when the peer closed. Bytes already buffered
+  // by readline()/read_exact() come first (copied into the lease).
+  detail::RecvLeaseOperation recv_lease(std::size_t max = BufferLease::block_size) {
+    return {*state_, max};
+  }
   // Exactly n bytes; ConnectionError(errc::connection_broken) if the peer closes first.
   detail::ReadExactOperation read_exact(std::size_t n) { return {*state_, n}; }
   // One line including '\n' (the last may lack it), "" at EOF; errc::line_too_long past max_len.
@@ -102,6 +111,17 @@ class Connection {
   // of `data`; completes when the kernel has taken it (backpressure). `data` must stay valid until
   // the co_await completes (a temporary in the same expression does).
   detail::SendOperation sendall(std::string_view data);
+  // Any contiguous bytes (std::span<char>, std::span<const char>, std::vector<char>...).
+  template <class Bytes>
+  requires(std::convertible_to<Bytes, std::span<const char>> &&
+           !std::convertible_to<Bytes, std::string_view>) detail::SendOperation
+      sendall(const Bytes& data) {
+    const std::span<const char> bytes(data);
+    return sendall(std::string_view(bytes.data(), bytes.size()));
+  }
+  // Sends a lease's bytes from its own buffer (an echo or a proxy copies nothing) and gives the
+  // buffer back when the kernel has taken them.
+  detail::SendLeaseOperation sendall(BufferLease data) { return {*state_, std::move(data)}; }
   detail::SendOperation write(std::string_view data) { return sendall(data); }
   Task<void> write_frame(const Codec& codec, std::string_view message);
 

@@ -25,6 +25,8 @@
 #include <atomic>
 #include <chrono>
 #include <coroutine>
+#include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <list>
@@ -120,8 +122,33 @@ class EventLoop {
   // True on the thread that runs the loop (or any thread while it is not running).
   bool in_loop_thread() const noexcept;
 
+  // --- Fairness
+  // ------------------------------------------------------------------------------------------
+  // Tokio's cooperative budget: each time the loop resumes a coroutine, the coroutine may
+  // complete `operations` I/O operations at once (data already there, room to send), or move
+  // `bytes` through them, before its next operation yields to the loop. A connection whose data
+  // keeps arriving thus cannot keep the others waiting; the yield costs one trip through the
+  // loop, not a syscall on the connection. Loop thread.
+  struct FairnessBudget {
+    std::uint32_t operations = 64;
+    std::size_t bytes = 256 * 1024;
+  };
+  void set_fairness_budget(FairnessBudget budget) noexcept {
+    fairness_ = budget;
+    refill_budget();
+  }
+  FairnessBudget fairness_budget() const noexcept { return fairness_; }
+
   // --- For the library's awaitables
   // -------------------------------------------------------------------
+  // Charges an operation that completed at once, having moved `bytes`. False when the running
+  // coroutine's budget is spent: the operation must yield (resume_soon) instead of completing.
+  bool spend_budget(std::size_t bytes) noexcept {
+    if (operations_left_ == 0 || bytes_left_ == 0) return false;
+    --operations_left_;
+    bytes_left_ = bytes >= bytes_left_ ? 0 : bytes_left_ - bytes;
+    return true;
+  }
   void resume_soon(std::coroutine_handle<> h) { ready_.push_back(h); }
   void arm(detail::TimerNode& node, Clock::time_point deadline);
   void disarm(detail::TimerNode& node) noexcept;
@@ -148,6 +175,10 @@ class EventLoop {
   static void finish_wait(detail::IoWaiter& waiter, int error) noexcept;
   static void abandon_wait(detail::IoWaiter& waiter, int error) noexcept;
   static void on_io_deadline(detail::TimerNode* node);
+  void refill_budget() noexcept {
+    operations_left_ = fairness_.operations;
+    bytes_left_ = fairness_.bytes;
+  }
 
  public:
   // Unregisters a waiter that is being destroyed while still suspended (its frame was destroyed).
@@ -173,6 +204,9 @@ class EventLoop {
   // Detached tasks that have not finished; destroyed with the loop.
   std::list<std::coroutine_handle<>> roots_;
   std::thread::id thread_;
+  FairnessBudget fairness_;
+  std::uint32_t operations_left_ = fairness_.operations;
+  std::size_t bytes_left_ = fairness_.bytes;
   bool running_ = false;
   bool stopping_ = false;
 };

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <sockserv/address.hpp>
+#include <sockserv/aio/buffer_lease.hpp>
 #include <sockserv/aio/detail/io_state.hpp>
 #include <sockserv/aio/event_loop.hpp>
 #include <sockserv/buffer.hpp>
@@ -152,6 +153,21 @@ class RecvToStringOperation : public IoOperation {
   std::string* into_;
 };
 
+// recv_lease(): one recv() straight into a pooled buffer, lent to the caller.
+class RecvLeaseOperation : public IoOperation {
+ public:
+  RecvLeaseOperation(ConnectionState& c, std::size_t max) noexcept;
+  BufferLease await_resume() {
+    check("recv");
+    return std::move(lease_);
+  }
+
+ private:
+  static bool attempt(IoWaiter& self);
+  std::uint32_t max_;
+  BufferLease lease_;
+};
+
 class SendOperation : public IoOperation {
  public:
   SendOperation(ConnectionState& c, std::string_view data) noexcept;
@@ -160,6 +176,17 @@ class SendOperation : public IoOperation {
  private:
   static bool attempt(IoWaiter& self);
   std::string_view rest_;
+};
+
+// sendall(BufferLease): the lease lives in the operation until the kernel has taken every
+// byte, then goes back with it.
+class SendLeaseOperation : public SendOperation {
+ public:
+  SendLeaseOperation(ConnectionState& c, BufferLease lease) noexcept
+      : SendOperation(c, lease.view()), lease_(std::move(lease)) {}
+
+ private:
+  BufferLease lease_;  // the bytes SendOperation sends (moving it keeps them where they are)
 };
 
 // The buffered reads (readline, read_exact, read_frame): one operation that receives into the
