@@ -8,7 +8,7 @@ ServerStatsSnapshot ServerStats::snapshot() const noexcept {
   return {accepted.load(relaxed),       active.load(relaxed),        rejected.load(relaxed),
           timed_out.load(relaxed),      bytes_in.load(relaxed),      bytes_out.load(relaxed),
           handler_errors.load(relaxed), accept_errors.load(relaxed), tls_handshakes.load(relaxed),
-          tls_failures.load(relaxed)};
+          tls_failures.load(relaxed),   dropped.load(relaxed)};
 }
 
 std::string ServerStatsSnapshot::to_string() const {
@@ -17,9 +17,11 @@ std::string ServerStatsSnapshot::to_string() const {
          " bytes_in=" + std::to_string(bytes_in) + " bytes_out=" + std::to_string(bytes_out) +
          " handler_errors=" + std::to_string(handler_errors) +
          " accept_errors=" + std::to_string(accept_errors) +
-         (tls_handshakes + tls_failures == 0 ? ""
-                                             : " tls_handshakes=" + std::to_string(tls_handshakes) +
-                                                   " tls_failures=" + std::to_string(tls_failures));
+         (tls_handshakes + tls_failures == 0
+              ? ""
+              : " tls_handshakes=" + std::to_string(tls_handshakes) +
+                    " tls_failures=" + std::to_string(tls_failures)) +
+         (dropped == 0 ? "" : " dropped=" + std::to_string(dropped));
 }
 
 }  // namespace sockserv

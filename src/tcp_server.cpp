@@ -169,19 +169,21 @@ UDPServer::UDPServer(const Address& address, RequestHandlerFactory handler, bool
 }
 
 std::pair<Request, Address> UDPServer::get_request() {
-  std::string packet(max_packet_size, '\0');
+  // A buffer of max_packet_size for every datagram would cost an allocation and a 64 KiB
+  // memset each; this one is kept, and the request copies only the datagram's bytes.
+  if (packet_buffer_.size() != max_packet_size) packet_buffer_.resize(max_packet_size);
   std::error_code ec;
   // MSG_DONTWAIT: the socket stays blocking for handlers' replies, but a stale readiness report
   // must not block the loop.
-  auto result = socket.recvfrom_into(packet, ec, MSG_DONTWAIT);
+  auto result = socket.recvfrom_into(packet_buffer_, ec, MSG_DONTWAIT);
   if (ec) throw_error(ec, "recvfrom", server_address.to_string());
   if (result.truncated) {
     throw_error(errc::datagram_truncated, "recvfrom",
                 "from " + result.address.to_string() + ": datagram larger than max_packet_size (" +
                     std::to_string(max_packet_size) + " bytes), dropped");
   }
-  packet.resize(result.size);
-  return {Request(std::move(packet), socket), std::move(result.address)};
+  return {Request(std::string(packet_buffer_.data(), result.size), socket),
+          std::move(result.address)};
 }
 
 namespace {

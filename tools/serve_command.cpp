@@ -166,6 +166,12 @@ void add_serve_command(CLI::App& app, int& exit_status) {
   cmd->add_option("--max-connections", o->max_connections,
                   "Requests handled at once; at the limit the server stops accepting until one "
                   "ends (default: threading 1024, async 65536, forking 40 children)");
+  cmd->add_option("--max-packet-size", o->max_packet_size,
+                  "Datagram servers (--udp, --unix-dgram), every mode: the largest datagram "
+                  "served, in bytes; a larger one is dropped and logged (65507: the largest "
+                  "UDP payload over IPv4)")
+      ->default_val(65507)
+      ->check(CLI::Range(1, 16 << 20));
   cmd->add_option("--timeout", o->timeout,
                   "Seconds a connection may stall (each call, and each line as a whole); 0: none")
       ->default_val(60)

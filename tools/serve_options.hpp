@@ -23,9 +23,12 @@ struct ServeOptions {
   std::size_t threads = 0;          // async: event loops (0: one per core)
   std::size_t pool = 16;            // pool: worker threads
   std::size_t max_connections = 0;  // 0: the library's default for the mode
-  double timeout = 60;              // seconds each connection may stall; 0: no limit
-  double grace = 10;                // seconds in-flight requests get at shutdown
-  double stats_interval = 0;        // seconds between counter reports; 0: none
+  // Datagram servers, every mode: larger datagrams are dropped and logged. 65,507 is the
+  // largest UDP payload over IPv4.
+  std::size_t max_packet_size = 65507;
+  double timeout = 60;        // seconds each connection may stall; 0: no limit
+  double grace = 10;          // seconds in-flight requests get at shutdown
+  double stats_interval = 0;  // seconds between counter reports; 0: none
   bool reuse_port = false;
   bool listener_per_loop = false;  // async: a SO_REUSEPORT socket per event loop
   bool proxy_protocol = false;

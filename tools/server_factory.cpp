@@ -73,6 +73,7 @@ ServerControl start(std::shared_ptr<Server> server, const ServeOptions& o,
     if (o.threads) server->threads = o.threads;
     server->listener_per_loop = o.listener_per_loop;
   }
+  if constexpr (requires { server->max_packet_size; }) server->max_packet_size = o.max_packet_size;
   server->shutdown_grace = seconds(o.grace);
   std::function<void()> reload;
   constexpr bool datagram =

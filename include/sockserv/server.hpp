@@ -46,6 +46,7 @@
 #include <system_error>
 #include <thread>
 #include <utility>
+#include <vector>
 
 namespace sockserv {
 
@@ -272,12 +273,19 @@ class UDPServer : public TCPServer {
 
   void server_activate() override {}  // no listen() for datagrams
   // One datagram. One larger than max_packet_size is dropped and reported (errc::
-  // datagram_truncated through handle_accept_error), never handed on cut short.
+  // datagram_truncated through handle_accept_error), never handed on cut short. It is received
+  // into a buffer the server keeps, and the request gets a copy of its bytes only.
   std::pair<Request, Address> get_request() override;
   void shutdown_request(Request& request) override { close_request(request); }
   void close_request(Request&) override {}  // the server's socket is shared: nothing to close
 
-  std::size_t max_packet_size = 8192;
+  // 65,507: the largest UDP payload over IPv4 (65,535 less the 8-byte UDP and 20-byte IPv4
+  // headers), so every datagram IPv4 can carry is served, as by aio::AsyncUDPServer. Python's
+  // is 8192 (docs/python-mapping.md).
+  std::size_t max_packet_size = 65507;
+
+ private:
+  std::vector<char> packet_buffer_;  // get_request() receives here (the serving thread only)
 };
 
 // TCPServer on a Unix socket path (or abstract name): Address::unix_path / Address::abstract.

@@ -40,6 +40,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -202,28 +203,61 @@ class AsyncUnixStreamServer : public AsyncTCPServer {
                         bool bind_and_activate = true);
 };
 
+namespace detail {
+class ReplyQueue;
+}
+
 // One datagram and its sender; reply() answers it through the server's socket.
 struct Datagram {
   std::string data;
   Address address;
   Socket* socket = nullptr;
-  // Sends `bytes` to the sender without blocking; a reply that finds the socket's buffer full is
-  // dropped (as the network may drop any datagram) and false is returned.
+  // The receiving loop's reply queue (set by AsyncUDPServer; nullptr: reply() sends at once).
+  detail::ReplyQueue* replies = nullptr;
+  // Sends `bytes` to the sender without blocking. In an AsyncUDPServer the replies made while a
+  // receive batch is being handled are gathered and sent with one sendmmsg once the batch's
+  // handlers have run; a reply made later goes out at once, unless earlier ones still wait (then
+  // it queues behind them: replies to one sender are never reordered). When the socket's buffer
+  // is full the queue waits and retries; past its bound (AsyncUDPServer::max_queued_replies)
+  // a reply is dropped, counted in stats.dropped and logged, and false is returned. true: sent
+  // or queued. Call it on the loop's thread (from the handler); from another thread it sends at
+  // once, as a Datagram without a queue does.
   bool reply(std::string_view bytes) const;
 };
 
 using DatagramHandler = std::function<Task<void>(Datagram)>;
 
+// Receives in batches: each loop takes up to 32 datagrams per recvmmsg into buffers it keeps
+// for its life (no allocation per datagram but the handler's copy of the bytes), starts their
+// handlers, lets them run, and sends the replies they made with one sendmmsg before it receives
+// again. docs/ARCHITECTURE.md (async UDP) has the details, docs/BENCHMARKS.md (UDP) the cost.
 class AsyncUDPServer : public AsyncServerBase {
  public:
   AsyncUDPServer(const Address& address, DatagramHandler handler, bool bind_and_activate = true);
-  void server_activate() override {}
-  // Datagrams larger than this are dropped and reported (never handed on cut short).
-  std::size_t max_packet_size = 65535;
+  // Sets receive_buffer_size on the socket.
+  void server_activate() override;
+  // Datagrams larger than this are dropped and reported (never handed on cut short), counted in
+  // stats.accept_errors. 65,507 is the largest UDP payload over IPv4 (65,535 less the 8-byte UDP
+  // and 20-byte IP headers), so by default every datagram IPv4 can carry is served; the
+  // blocking servers have the same default. Each loop keeps a receive batch of
+  // min(32, 4 MiB / max_packet_size) buffers of this size (address space: the kernel backs
+  // only the pages that datagrams reach).
+  std::size_t max_packet_size = 65507;
+  // SO_RCVBUF asked for each receiving socket: room for bursts while the loops are busy. The
+  // kernel doubles the value and caps it at net.core.rmem_max (Debian: 208 KiB unless raised);
+  // 0 leaves the system's default. docs/OPERATIONS.md has the sysctl.
+  int receive_buffer_size = 4 << 20;
+  // Replies a loop keeps while its socket's send buffer is full (sendmmsg: EAGAIN), and the
+  // bytes they may hold; past either bound a reply is dropped (stats.dropped, one log line per
+  // episode). A reply that cannot be sent for about a second is dropped too, so one Unix peer
+  // that does not read cannot hold the others' replies back for ever.
+  std::size_t max_queued_replies = 4096;
+  std::size_t max_queued_reply_bytes = std::size_t{4} << 20;
   DatagramHandler RequestHandlerClass;
 
  protected:
   Task<void> receive_loop(detail::Worker& worker) override;
+  void apply_socket_options(Socket& s) override;
 };
 
 }  // namespace sockserv::aio
