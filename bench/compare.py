@@ -6,6 +6,7 @@ and prints (or writes into docs/BENCHMARKS.md) one Markdown comparison.
     bench/compare.py [--build-dir build/release] [--repeats 3] [--duration 3] [--write]
     bench/compare.py --quick                # one repeat of one second per cell: a smoke run
     bench/compare.py --tls [--write]        # the TLS servers instead (about 5 minutes)
+    bench/compare.py --udp [--write]        # the UDP echo servers instead (about 2 minutes)
     bench/run.sh ...                        # bootstrap + build + this script
 
 Nothing is built here: the build directory must hold tools/sockserv and bench/peers/*.
@@ -26,6 +27,12 @@ CPU per full handshake (each certificate) and per resumed one (`sockserv bench -
 --handshakes [--resume]`), per 64-byte ping-pong message, 16 KiB bulk throughput, and memory per
 idle TLS connection; ratios to the ceiling and to Asio; and the issue's targets, met or missed.
 Its block goes between the compare-tls markers of docs/BENCHMARKS.md.
+
+--udp compares UDP echo servers (sockserv serve --udp in async, sync and threading modes, a
+hand-written recvmmsg/sendmmsg loop as the ceiling, libuv with UV_UDP_RECVMMSG, Python's
+socketserver.UDPServer) under bench/peers/udp_load: 50 sockets with one 64-byte datagram in flight
+each (server CPU per datagram), then a burst of 10,000 sent without pause (datagrams lost). Its
+block goes between the compare-udp markers.
 """
 import argparse
 import datetime
@@ -750,6 +757,123 @@ def markdown_tls(args, table, names, started, load_before, load_after, others, s
     return "\n".join(out) + "\n"
 
 
+# ---- UDP (--udp) -------------------------------------------------------------------------------
+
+UDP_CEILING = "recvmmsg loop (ceiling)"
+UDP_BEGIN, UDP_END = "<!-- compare-udp:begin -->", "<!-- compare-udp:end -->"
+
+
+def udp_servers(build, nproc):
+    """(name, command) of every UDP echo server, on 127.0.0.1, port 0."""
+    tool = os.path.join(build, "tools", "sockserv")
+    peers = os.path.join(build, "bench", "peers")
+    pysrc = os.path.join(ROOT, "bench", "peers")
+
+    def mode(m, *extra):  # sockserv serve at its defaults otherwise
+        return [tool, "serve", "--mode", m, *extra, "--handler", "echo", "--udp", "127.0.0.1:0"]
+
+    return [
+        ("sockserv async ×1", mode("async", "--threads", "1")),
+        (f"sockserv async, defaults (×{nproc})", mode("async")),
+        ("sockserv async ×1, io_uring",
+         ["/usr/bin/env", "SOCKSERV_POLLER=io_uring", *mode("async", "--threads", "1")]),
+        ("sockserv sync", mode("sync")),
+        ("sockserv threading", mode("threading")),
+        ("libuv (UV_UDP_RECVMMSG)", [os.path.join(peers, "libuv_udp_echo"), "0"]),
+        ("Python UDPServer", [sys.executable, os.path.join(pysrc, "py_udp_echo.py"), "0"]),
+        (UDP_CEILING, [os.path.join(peers, "recvmmsg_echo"), "0"]),
+    ]
+
+
+UDP_METRICS = ["dgrams_per_s", "server_cpu_us_per_dgram", "burst_lost", "burst_loss_pct",
+               "burst_server_cpu_us_per_dgram", "resent"]
+
+
+def run_udp_cell(args, command, logdir, label):
+    """One server under bench/peers/udp_load (steady load, then the burst): its JSON, or
+    {'error': text}."""
+    load = os.path.join(args.build_dir, "bench", "peers", "udp_load")
+    logpath = os.path.join(logdir, re.sub(r"[^A-Za-z0-9]+", "_", label) + ".log")
+    with open(logpath, "ab") as log:
+        try:
+            server = Server(command, log)
+        except (OSError, RuntimeError) as e:
+            return {"error": f"start: {e}"}
+        try:
+            port = server.address.rsplit(":", 1)[1]
+            cmd = ["taskset", "-c", "1", load, port, str(server.proc.pid), "50", "64",
+                   str(args.duration), str(args.warmup), str(args.burst)]
+            done = subprocess.run(cmd, capture_output=True, text=True,
+                                  timeout=args.duration + args.warmup + 30, preexec_fn=raise_nofile)
+            if server.exited():
+                return {"error": f"the server died during the run (see {logpath})"}
+            if done.returncode != 0:
+                return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
+            return json.loads(done.stdout.strip().splitlines()[-1])
+        except subprocess.TimeoutExpired:
+            return {"error": "the load generator did not finish in time"}
+        finally:
+            server.stop()
+
+
+def run_udp(args, nproc, logdir):
+    """--udp: every server, args.repeats times (interleaved, rotated); returns the Markdown."""
+    server_list = udp_servers(args.build_dir, nproc)
+    if args.only:
+        wanted = args.only.split(",")
+        server_list = [s for s in server_list
+                       if s[0] == UDP_CEILING or any(w in s[0] for w in wanted)]
+    results = []  # results[repeat][server] = cell
+    started = time.monotonic()
+    for repeat in range(args.repeats):
+        shift = repeat % len(server_list)
+        cells = {}
+        for name, command in server_list[shift:] + server_list[:shift]:
+            if args.wait_quiet:
+                wait_quiet(args.wait_quiet)
+            cell = run_udp_cell(args, command, logdir, f"udp-{name}")
+            cells[name] = cell
+            note = cell.get("error") or (
+                f"{fmt(cell.get('dgrams_per_s'))} dgram/s, server "
+                f"{fmt(cell.get('server_cpu_us_per_dgram'), 2)} µs/dgram, burst lost "
+                f"{cell.get('burst_lost')} of {cell.get('burst')}")
+            print(f"[{time.monotonic() - started:5.0f} s] repeat {repeat + 1} {name:34} {note}",
+                  file=sys.stderr, flush=True)
+        results.append(cells)
+    model, versions, commit = machine_description()
+    lines = [UDP_BEGIN, "",
+             f"Measured {datetime.date.today()} on {model} ({nproc} CPUs), "
+             f"{args.label or commit}; {', '.join(versions)}. Server on CPU 0, "
+             f"bench/peers/udp_load on CPU 1: 50 sockets, 64-byte datagrams, one in flight per "
+             f"socket, {args.warmup:g} s warm-up then {args.duration:g} s measured; then a burst "
+             f"of {args.burst:,} datagrams sent without pause. Medians of {args.repeats} repeats; "
+             f"the CPU ratio is taken per repeat, then the median.", "",
+             "| server | datagrams/s | server CPU µs/datagram | CPU vs ceiling | burst lost "
+             "(of %s) | burst loss | CPU µs/datagram in the burst |" % f"{args.burst:,}",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, _ in server_list:
+        cells = [r.get(name, {"error": "missing"}) for r in results]
+        good = [c for c in cells if "error" not in c]
+        if not good:
+            lines.append(f"| {name} | {cells[0]['error']} | | | | | |")
+            continue
+        row = {m: median([c.get(m) for c in good]) for m in UDP_METRICS}
+        ratios = []
+        for r in results:
+            c, ref = r.get(name, {}), r.get(UDP_CEILING, {})
+            if c.get("server_cpu_us_per_dgram") and ref.get("server_cpu_us_per_dgram"):
+                ratios.append(c["server_cpu_us_per_dgram"] / ref["server_cpu_us_per_dgram"])
+        lines.append(f"| {name} | {fmt(row['dgrams_per_s'])} | "
+                     f"{fmt(row['server_cpu_us_per_dgram'], 2)} | {ratio(median(ratios))} | "
+                     f"{fmt(row['burst_lost'])} | {fmt(row['burst_loss_pct'], 1, ' %')} | "
+                     f"{fmt(row['burst_server_cpu_us_per_dgram'], 2)} |")
+    lines += ["", UDP_END, ""]
+    if args.raw:
+        with open(args.raw, "w") as f:
+            json.dump({"meta": {"suite": "udp"}, "results": results}, f, indent=1)
+    return "\n".join(lines)
+
+
 def kib_to_mib(kib):
     return None if kib is None else kib / 1024
 
@@ -775,6 +899,11 @@ def main():
     parser.add_argument("--tls", action="store_true",
                         help="compare the TLS servers instead (handshakes, ping-pong, bulk, idle "
                         "memory; defaults then: 2 repeats of 1.5 s, 0.3 s warm-up, 0.5 s held)")
+    parser.add_argument("--udp", action="store_true",
+                        help="compare the UDP echo servers instead (steady load and a burst, "
+                        "against a hand-written recvmmsg loop, libuv and Python's UDPServer)")
+    parser.add_argument("--burst", type=int, default=10_000, metavar="N",
+                        help="--udp: datagrams in the burst (default 10,000)")
     parser.add_argument("--tls-held", type=int, default=10_000, metavar="N",
                         help="--tls: idle connections held in the memory cell (default 10,000)")
     parser.add_argument("--repeats", type=int, help="default 3 (--tls: 2)")
@@ -825,6 +954,13 @@ def main():
         sys.exit(f"compare.py: {tool} not found: build first (bench/run.sh does)")
     if (os.cpu_count() or 1) < 2:
         sys.exit("compare.py: needs two CPUs (server on CPU 0, load generator on CPU 1)")
+    if args.udp:
+        logdir = tempfile.mkdtemp(prefix="sockserv-compare-udp-")
+        block = run_udp(args, os.cpu_count() or 2, logdir)
+        print(block)
+        if args.write:
+            print(f"written to {write_block(block, UDP_BEGIN, UDP_END)}", file=sys.stderr)
+        return
     if args.tls:
         suite = Suite(tls_scenarios(args.tls_held), TLS_CEILING, tls_not_applicable(args.tls_held),
                       reference=TLS_REFERENCE)
