@@ -182,8 +182,7 @@ std::pair<Request, Address> UDPServer::get_request() {
                 "from " + result.address.to_string() + ": datagram larger than max_packet_size (" +
                     std::to_string(max_packet_size) + " bytes), dropped");
   }
-  return {Request(std::string(packet_buffer_.data(), result.size), socket),
-          std::move(result.address)};
+  return {Request(std::string(packet_buffer_.data(), result.size), socket), result.address};
 }
 
 namespace {
