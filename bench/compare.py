@@ -74,6 +74,13 @@ def servers(build, nproc):
         # The default caps (threading 1024 requests, forking 40 children) would make the
         # 10,000 held and the 50-connection cells wait; raised, as a deployment would.
         ("sockserv threading", mode("threading", "--max-connections", "16384")),
+        # At the command's defaults (a 60 s timeout: kernel timers, ADR 0004), as users run it.
+        ("sockserv threading, defaults", [tool, "serve", "--mode", "threading",
+                                          "--max-connections", "16384", "--handler", "echo",
+                                          "--tcp", "127.0.0.1:0"]),
+        # --pool 64: the default 16 workers would leave 34 of the 50 connections waiting.
+        ("sockserv pool, defaults", [tool, "serve", "--mode", "pool", "--pool", "64",
+                                     "--handler", "echo", "--tcp", "127.0.0.1:0"]),
         ("sockserv forking", mode("forking", "--max-connections", "64")),
         ("sockserv async ×1", mode("async", "--threads", "1")),
         (f"sockserv async ×{nproc}", mode("async", "--threads", str(nproc))),
@@ -101,6 +108,8 @@ SCENARIOS = [
     ("lat", "1 connection ping-pong (latency)", ["-c", "1", "-s", "64", "-p", "1"]),
     ("bulk", "16 KiB bulk stream, both directions, 1 connection",
      ["--bulk", "-c", "1", "-s", "16384", "-p", "64"]),
+    ("bulk10", "16 KiB bulk stream, both directions, 10 connections",
+     ["--bulk", "-c", "10", "-s", "16384", "-p", "64"]),
     ("hold", f"{HELD:,} held connections (server memory per connection)",
      ["--hold", "-c", str(HELD), "-s", "64", "--connect-concurrency", "64"]),
 ]
@@ -108,9 +117,11 @@ SCENARIOS = [
 
 def not_applicable(server, scenario):
     """Why a cell is skipped, or None."""
-    many = scenario in ("pp1", "pp16", "hold")
+    many = scenario in ("pp1", "pp16", "bulk10", "hold")
     if server == "sockserv sync" and many:
         return "sync mode serves one connection at a time: the others would wait for it to close"
+    if server == "sockserv pool, defaults" and scenario == "hold":
+        return f"a pool of 64 threads serves 64 connections at a time, not {HELD:,}"
     if server == "sockserv forking" and scenario == "hold":
         return f"a process per connection: {HELD:,} processes"
     if server == "Python ThreadingTCPServer" and scenario == "hold":
@@ -571,7 +582,8 @@ def markdown(args, table, names, started, load_before, load_after, others):
     out += ["### Summary: server CPU per message (µs, and × ceiling; memory: KiB per held "
             "connection)", ""]
     short = {"pp1": "64 B ×50 depth 1", "pp16": "64 B ×50 depth 16", "lat": "1 conn latency",
-             "bulk": "16 KiB bulk", "hold": f"{HELD // 1000}k held KiB/conn"}
+             "bulk": "16 KiB bulk", "bulk10": "16 KiB bulk ×10",
+             "hold": f"{HELD // 1000}k held KiB/conn"}
     header = "| server | " + " | ".join(short[k] for k, _, _ in scenarios) + " |"
     out += [header, "|---|" + "---:|" * len(scenarios)]
     for name in names:

@@ -3,6 +3,7 @@
 #include <sockserv/error.hpp>
 #include <sockserv/proxy_protocol.hpp>
 
+#include "aio/reactor.hpp"
 #include "block_pool.hpp"
 #include "sys/fd.hpp"
 
@@ -55,6 +56,12 @@ ssize_t send_some(const Socket& sock, std::string_view data) noexcept {
 // One recv() into `into`, with the bookkeeping every receive shares: skipped (EAGAIN) while
 // nothing can have arrived since a short read. Returns the byte count, or -1 with errno.
 ssize_t receive_some(ConnectionState& c, std::span<char> into) noexcept {
+  if (c.completion_reads) {  // the backend received already (io_uring): no syscall
+    const auto n = c.loop->reactor().take_into(c, into);
+    if (n > 0) c.bytes_in += static_cast<std::size_t>(n);
+    if (n == 0) c.eof = true;
+    return n;
+  }
   if (!c.maybe_readable && !c.read_closed) {
     errno = EAGAIN;
     return -1;
@@ -117,6 +124,11 @@ bool IoOperation::begin() {
       c.loop->resume_soon(handle);
       return true;
     }
+  }
+  // A read about to wait: a backend that receives by completion (io_uring) takes over from
+  // here, for the connection's life (not under a layer, which reads the socket itself).
+  if (is_reader && !c.completion_reads && !c.syscall_reads && c.sock.layer() == nullptr) {
+    c.loop->reactor().start_receiving(c);
   }
   std::optional<Clock::time_point> until;
   if (c.timeout.count() >= 0) until = Clock::now() + c.timeout;
@@ -224,7 +236,15 @@ bool RecvLeaseOperation::attempt(IoWaiter& self) {
     op.lease_ = BufferLease(block, take, source);
     return true;
   }
-  if (!c.maybe_readable && !c.read_closed) return false;  // nothing new: wait, holding nothing
+  if (c.completion_reads) {
+    const auto before = op.lease_.size();
+    if (c.loop->reactor().take_lease(c, op.max_, op.lease_)) {  // the backend's buffer itself
+      c.bytes_in += op.lease_.size() - before;
+      return true;
+    }
+  } else if (!c.maybe_readable && !c.read_closed) {
+    return false;  // nothing new: wait, holding nothing
+  }
   char* block = take_block();
   const auto n = receive_some(c, {block, op.max_});
   if (n > 0) {

@@ -514,6 +514,10 @@ void EventLoop::run_ready() {
   running_callbacks_.clear();
 }
 
+EventLoop::ReceiveCounters EventLoop::receive_counters() const noexcept {
+  return reactor_->receive_counters();
+}
+
 void EventLoop::run_once() {
   int timeout_ms = -1;
   if (!ready_.empty() || !callbacks_.empty() || stopping_) {

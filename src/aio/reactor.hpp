@@ -3,10 +3,16 @@
 // decides what to resume. Chosen in make_reactor() (reactor.cpp), the one place that knows them.
 #pragma once
 
+#include <sockserv/aio/buffer_lease.hpp>
 #include <sockserv/aio/detail/io_state.hpp>
 #include <sockserv/aio/event_loop.hpp>
 
+#include <sys/types.h>
+
+#include <cerrno>
+#include <cstddef>
 #include <memory>
+#include <span>
 #include <system_error>
 #include <vector>
 
@@ -36,6 +42,34 @@ class Reactor {
   // True when an edge-triggered state reports writability only while a writer waits: the loop
   // then calls update() with the state's interest as its waiters change.
   virtual bool writes_on_demand() const noexcept { return false; }
+
+  // --- Completion-based receiving (io_uring) ------------------------------------------------
+  virtual EventLoop::ReceiveCounters receive_counters() const noexcept { return {}; }
+  // A backend that can receive for an edge-triggered state itself, into buffers of its own,
+  // posting io_read as bytes arrive. The connection asks for it the first time a read would
+  // wait (start_receiving); from then on it takes its bytes with take_into/take_lease.
+  virtual bool can_receive() const noexcept { return false; }
+  // False when the backend cannot (the state stays on readiness and recv(2)).
+  virtual bool start_receiving(IoState& state) noexcept {
+    (void)state;
+    return false;
+  }
+  // Up to into.size() received bytes, copied: the count, 0 at EOF, or -1 with errno (EAGAIN:
+  // nothing yet, and the state will be reported readable when there is).
+  virtual ssize_t take_into(IoState& state, std::span<char> into) noexcept {
+    (void)state;
+    (void)into;
+    errno = EAGAIN;
+    return -1;
+  }
+  // The next received chunk as a lease of the backend's own buffer (zero copy), when there is
+  // one of at most `max` bytes; false otherwise (the caller copies with take_into).
+  virtual bool take_lease(IoState& state, std::size_t max, BufferLease& out) noexcept {
+    (void)state;
+    (void)max;
+    (void)out;
+    return false;
+  }
 };
 
 std::unique_ptr<Reactor> make_epoll_reactor();

@@ -322,7 +322,10 @@ void AsyncTCPServer::start_connection(Worker& w, Socket sock, const Address& pee
     conn.settimeout(connection_timeout);
     conn.set_owner(&owner);  // the task is cancelled if the peer hangs up while it works
     conn.set_stats(&stats);  // the connection adds its byte counts when it closes
-    if (auto context = ssl_context()) return serve_tls(std::move(conn), peer, std::move(context));
+    if (auto context = ssl_context()) {
+      conn.read_with_syscalls();  // the TLS layer reads the socket (after a PROXY header)
+      return serve_tls(std::move(conn), peer, std::move(context));
+    }
     // The handler is the task itself: no coroutine frame around it, which an idle connection
     // would keep for its whole life.
     if (!proxy_protocol) return RequestHandlerClass(std::move(conn));

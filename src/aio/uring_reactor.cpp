@@ -17,15 +17,30 @@
 // is freed: a lookup is an index, and a held connection costs a 16-byte slot, not a hash node.
 // Removal cancels a state's polls synchronously: a pending poll holds a reference to the socket, so
 // until it goes, closing the descriptor would not close the connection.
+//
+// Receiving is by completion (Linux 6.0+, issue 10): the first time a connection's read would
+// wait, its multishot poll is replaced by one multishot recv that picks buffers from the loop's
+// provided-buffer ring (uring_buffer_ring.hpp). Each completion queues its buffer on the
+// connection's inbox (a list threaded through a per-buffer array, so a connection costs two
+// buffer ids and an offset) and reports io_read; reads then take bytes from the inbox - copied,
+// or lent as a BufferLease without a copy - and make no syscall. When the ring runs dry the
+// kernel ends that connection's recv with ENOBUFS: the connection then reads with recv(2), and
+// when a read would wait it arms the multishot recv again if the ring has buffers, else a
+// one-shot poll. A recv the kernel ends for any other reason (no F_MORE) is re-armed the same
+// way. Completions for a removed state give their buffers back.
 #include "aio/reactor.hpp"
+#include "aio/uring_buffer_ring.hpp"
 
 #include <sockserv/error.hpp>
 
 #include <liburing.h>
 #include <poll.h>
+#include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <new>
 #include <tuple>
 #include <vector>
@@ -37,7 +52,9 @@ namespace {
 constexpr std::uint64_t kind_read = 0;   // one-shot, level-triggered states
 constexpr std::uint64_t kind_write = 1;  // one-shot, level-triggered states
 constexpr std::uint64_t kind_edges = 2;  // multishot, edge-triggered states
+constexpr std::uint64_t kind_recv = 3;   // multishot recv into the buffer ring
 constexpr std::uint64_t kind_bits = 2;
+constexpr std::uint16_t no_buffer = 0xffff;  // an empty inbox
 // Not POLLOUT: a socket's write space wakes it on nearly every ACK, and the multishot poll
 // would post a completion for each. A writer that has to wait arms a one-shot POLLOUT poll.
 constexpr unsigned edge_events = POLLIN | POLLRDHUP;  // HUP and ERR always come
@@ -57,8 +74,75 @@ class UringReactor final : public Reactor {
       throw_error(std::make_error_code(std::errc::not_supported),
                   "io_uring backend (needs Linux 5.17 or later)");
     }
+    // The buffer ring (5.19) and multishot recv (6.0): without them, readiness and recv(2).
+    std::error_code ec;
+    buffers_ = UringBufferRing::create(ring_, ec);
+    if (buffers_ != nullptr) {
+      next_.assign(UringBufferRing::count, no_buffer);
+      length_.assign(UringBufferRing::count, 0);
+    }
   }
-  ~UringReactor() override { ::io_uring_queue_exit(&ring_); }
+  ~UringReactor() override {
+    if (buffers_ != nullptr) buffers_->detach(ring_);
+    ::io_uring_queue_exit(&ring_);
+  }
+
+  bool can_receive() const noexcept override { return buffers_ != nullptr && recv_supported_; }
+
+  EventLoop::ReceiveCounters receive_counters() const noexcept override {
+    if (!can_receive()) return {};
+    return {true, UringBufferRing::count, buffers_->available(), ring_exhausted_};
+  }
+
+  bool start_receiving(IoState& state) noexcept override {
+    Entry* found = find(state.backend_slot);
+    if (!found || !can_receive() || state.syscall_reads) return false;
+    Entry& e = *found;
+    state.completion_reads = true;
+    if (e.armed[kind_edges]) {  // the recv reports what the poll did: one completion, not two
+      if (io_uring_sqe* sqe = next_sqe()) {
+        ::io_uring_prep_poll_remove(sqe, (state.backend_slot << kind_bits) | kind_edges);
+        ::io_uring_sqe_set_data64(sqe, 0);
+      }
+    }
+    arm_receiving(state, e);
+    return true;
+  }
+
+  ssize_t take_into(IoState& state, std::span<char> into) noexcept override {
+    Entry* found = find(state.backend_slot);
+    if (!found) {
+      errno = EBADF;
+      return -1;
+    }
+    Entry& e = *found;
+    std::size_t got = 0;
+    while (got < into.size() && e.head != no_buffer) {
+      const std::uint16_t id = e.head;
+      const std::size_t n = std::min<std::size_t>(into.size() - got, length_[id] - e.offset);
+      std::memcpy(into.data() + got, buffers_->buffer(id) + e.offset, n);
+      got += n;
+      e.offset += static_cast<std::uint32_t>(n);
+      if (e.offset == length_[id]) {
+        pop(e);
+        buffers_->recycle(id);
+      }
+    }
+    if (got > 0) return static_cast<ssize_t>(got);
+    return take_end(state, e, into);
+  }
+
+  bool take_lease(IoState& state, std::size_t max, BufferLease& out) noexcept override {
+    Entry* found = find(state.backend_slot);
+    if (!found || found->head == no_buffer) return false;
+    Entry& e = *found;
+    const std::uint16_t id = e.head;
+    const std::size_t n = length_[id] - e.offset;
+    if (n > max) return false;
+    out = buffers_->lend(id, e.offset, n);
+    pop(e);  // the lease owns the buffer now: given back when it is dropped
+    return true;
+  }
 
   std::error_code add(IoState& state) noexcept override {
     Entry* slot = allocate(state);
@@ -93,9 +177,17 @@ class UringReactor final : public Reactor {
   void remove(IoState& state) noexcept override {
     Entry* found = find(state.backend_slot);
     if (!found) return;
+    while (found->head != no_buffer) {  // received and never read: back into the ring
+      const std::uint16_t id = found->head;
+      pop(*found);
+      buffers_->recycle(id);
+    }
     const Entry e = *found;
     release(state.backend_slot);
-    if (!e.armed[kind_read] && !e.armed[kind_write] && !e.armed[kind_edges]) return;
+    if (!e.armed[kind_read] && !e.armed[kind_write] && !e.armed[kind_edges] &&
+        !e.armed[kind_recv]) {
+      return;
+    }
     // Synchronously (Linux 6.0): a poll that has just fired can still hold the file when an
     // asynchronous poll_remove returns, and the descriptor closed next would not send a FIN.
     // The arming SQEs go in first, or there would be nothing to cancel yet.
@@ -108,6 +200,7 @@ class UringReactor final : public Reactor {
     const int rc = ::io_uring_register_sync_cancel(&ring_, &reg);
     if (rc != -EINVAL) return;  // done (or -ENOENT: nothing left)
     for (const std::uint64_t kind : {kind_read, kind_write, kind_edges}) {  // older kernels
+      // (Before 6.0 there is no multishot recv to cancel: can_receive() was false.)
       if (!e.armed[kind]) continue;
       if (io_uring_sqe* sqe = next_sqe()) {
         ::io_uring_prep_poll_remove(sqe, (state.backend_slot << kind_bits) | kind);
@@ -128,6 +221,13 @@ class UringReactor final : public Reactor {
       ts.tv_nsec = static_cast<long long>(timeout_ms % 1000) * 1000000;
       tsp = &ts;
     }
+    if (buffers_ != nullptr) {
+      if (!thread_adopted_) {
+        buffers_->adopt_thread();
+        thread_adopted_ = true;
+      }
+      buffers_->drain_foreign();
+    }
     io_uring_cqe* cqe = nullptr;
     const int rc = ::io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, tsp, nullptr);
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN) {
@@ -147,7 +247,14 @@ class UringReactor final : public Reactor {
   struct Entry {
     IoState* state = nullptr;  // nullptr: free
     std::uint32_t generation = 0;
-    bool armed[3] = {};  // by kind
+    bool armed[4] = {};  // by kind
+    // Received, not yet read: buffer ids linked through next_, and how much of the first one
+    // was read already. Then the end of the stream, if the recv saw it.
+    std::uint16_t head = no_buffer;
+    std::uint16_t tail = no_buffer;
+    std::uint32_t offset = 0;
+    bool eof = false;
+    int error = 0;  // the recv's error (errno), reported once the inbox is read
   };
   // id = generation << 32 | slot index; with the kind bits it must fit in user_data's 64 bits,
   // and 0 (a poll_remove's completion) is never an id: generations start at 1.
@@ -184,7 +291,9 @@ class UringReactor final : public Reactor {
 
   void release(std::uint64_t id) noexcept {
     const auto index = static_cast<std::uint32_t>(id);
-    slots_[index] = Entry{nullptr, slots_[index].generation, {}};
+    Entry cleared;
+    cleared.generation = slots_[index].generation;
+    slots_[index] = cleared;
     free_.push_back(index);
   }
 
@@ -195,6 +304,100 @@ class UringReactor final : public Reactor {
       sqe = ::io_uring_get_sqe(&ring_);
     }
     return sqe;
+  }
+
+  void push(Entry& e, std::uint16_t id, std::uint32_t length) noexcept {
+    length_[id] = length;
+    next_[id] = no_buffer;
+    if (e.tail == no_buffer) {
+      e.head = id;
+    } else {
+      next_[e.tail] = id;
+    }
+    e.tail = id;
+  }
+
+  void pop(Entry& e) noexcept {
+    const std::uint16_t id = e.head;
+    e.head = next_[id];
+    if (e.head == no_buffer) e.tail = no_buffer;
+    e.offset = 0;
+  }
+
+  // The inbox is empty: the end of the stream, the recv's error, "wait", or - with no recv
+  // armed (the ring ran dry, or the kernel ended it) - a plain recv(2), arming the next
+  // notification when it would wait.
+  ssize_t take_end(IoState& state, Entry& e, std::span<char> into) noexcept {
+    if (e.eof) return 0;
+    if (e.error != 0) {
+      errno = e.error;
+      return -1;
+    }
+    if (!e.armed[kind_recv]) {
+      const ssize_t n = ::recv(state.fd, into.data(), into.size(), MSG_DONTWAIT);
+      if (n >= 0 || errno != EAGAIN) {
+        if (n == 0) e.eof = true;
+        return n;
+      }
+      arm_receiving(state, e);
+    }
+    errno = EAGAIN;
+    return -1;
+  }
+
+  // A multishot recv when the ring has buffers to spare (a quarter), else a one-shot poll: either
+  // reports io_read when bytes come.
+  void arm_receiving(IoState& state, Entry& e) noexcept {
+    if (buffers_->available() >= UringBufferRing::count / 4) {
+      if (io_uring_sqe* sqe = next_sqe()) {
+        ::io_uring_prep_recv_multishot(sqe, state.fd, nullptr, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = UringBufferRing::group;
+        ::io_uring_sqe_set_data64(sqe, (state.backend_slot << kind_bits) | kind_recv);
+        e.armed[kind_recv] = true;
+        return;
+      }
+    }
+    if (!e.armed[kind_read] && !arm(state.backend_slot, state.fd, POLLIN | POLLRDHUP, kind_read)) {
+      e.armed[kind_read] = true;
+    }
+  }
+
+  void complete_recv(const io_uring_cqe& cqe, Entry* found, std::vector<ReadyIo>& out) {
+    const int res = cqe.res;
+    if (cqe.flags & IORING_CQE_F_BUFFER) {
+      const auto id = static_cast<std::uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+      buffers_->taken();
+      if (found && res > 0) {
+        push(*found, id, static_cast<std::uint32_t>(res));
+      } else {
+        buffers_->recycle(id);  // the state is gone (or nothing was received into it)
+      }
+    }
+    if (!found) return;
+    Entry& e = *found;
+    if (!(cqe.flags & IORING_CQE_F_MORE)) e.armed[kind_recv] = false;
+    if (res == -ECANCELED) return;
+    unsigned ready = io_read;
+    if (res == 0) {
+      e.eof = true;
+      ready |= io_peer_closed;
+    } else if (res == -EINVAL || res == -EOPNOTSUPP) {
+      // No multishot recv in this kernel (5.19): readiness and recv(2) from now on.
+      recv_supported_ = false;
+      e.state->completion_reads = false;
+      if (!arm(cqe.user_data >> kind_bits, e.state->fd, edge_events, kind_edges)) {
+        e.armed[kind_edges] = true;
+      }
+    } else if (res == -ENOBUFS) {
+      ++ring_exhausted_;
+    } else if (res < 0) {
+      e.error = -res;
+      ready |= io_hangup;
+    }
+    // ENOBUFS and other ends without F_MORE: the reader retries; take_end reads with recv(2)
+    // and re-arms.
+    out.push_back({e.state, ready});
   }
 
   std::error_code arm(std::uint64_t id, int fd, unsigned events, std::uint64_t kind) noexcept {
@@ -213,9 +416,10 @@ class UringReactor final : public Reactor {
     if (cqe.user_data == 0) return;  // a poll_remove's own completion
     const std::uint64_t id = cqe.user_data >> kind_bits;
     Entry* found = find(id);
+    const std::uint64_t kind = cqe.user_data & ((1U << kind_bits) - 1);
+    if (kind == kind_recv) return complete_recv(cqe, found, out);
     if (!found) return;  // removed meanwhile
     Entry& e = *found;
-    const std::uint64_t kind = cqe.user_data & ((1U << kind_bits) - 1);
     const int res = cqe.res;
     // A one-shot poll is done; a multishot one ends only without F_MORE (an error, or the
     // completion queue overflowed), and is armed again so no edge is missed after it.
@@ -229,7 +433,7 @@ class UringReactor final : public Reactor {
     if (res > 0 && (res & POLLOUT)) ready |= io_write;
     if (kind == kind_edges && ended) {
       ready |= io_read;  // what the gap may have hidden: the reader retries
-      if (!e.state->hung_up && !(ready & io_hangup) &&
+      if (!e.state->hung_up && !(ready & io_hangup) && !e.state->completion_reads &&
           !arm(id, e.state->fd, edge_events, kind_edges)) {
         e.armed[kind_edges] = true;
       }
@@ -240,6 +444,12 @@ class UringReactor final : public Reactor {
   io_uring ring_{};
   std::vector<Entry> slots_;
   std::vector<std::uint32_t> free_;
+  UringBufferRing* buffers_ = nullptr;  // nullptr: no buffer ring (before Linux 5.19)
+  std::vector<std::uint16_t> next_;     // per buffer id: the next in its connection's inbox
+  std::vector<std::uint32_t> length_;   // per buffer id: the bytes received into it
+  bool recv_supported_ = true;
+  std::uint64_t ring_exhausted_ = 0;
+  bool thread_adopted_ = false;
 };
 
 }  // namespace

@@ -147,6 +147,12 @@ class Connection {
   // TLS: with its close_notify, or at least its FIN).
   Task<bool> aclose(std::chrono::nanoseconds timeout = std::chrono::seconds(2));
 
+  // Reads go through recv(2) on this connection's socket even under the io_uring backend,
+  // which otherwise receives for it into the loop's buffer ring once a read has had to wait:
+  // for code that reads the socket itself (a TLS layer attached later; your own recv calls).
+  // Call it before the first read.
+  void read_with_syscalls() noexcept { state_->syscall_reads = true; }
+
   // For the servers: the task to cancel when the peer hangs up while nobody waits on I/O.
   // One owner per connection and one connection per owner; either may end first.
   void set_owner(CancelState* owner) noexcept;

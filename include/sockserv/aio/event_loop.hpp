@@ -122,6 +122,19 @@ class EventLoop {
   // True on the thread that runs the loop (or any thread while it is not running).
   bool in_loop_thread() const noexcept;
 
+  // --- Receiving by completion (the io_uring backend) ----------------------------------------
+  // What the backend's buffer ring is doing, for metrics and tests: whether the backend
+  // receives by completion at all, its buffers free now (of `buffers`), and how often a
+  // connection's multishot recv ended because the ring had run dry (ENOBUFS: the connection
+  // read with recv(2) until the ring had buffers again). Loop thread.
+  struct ReceiveCounters {
+    bool by_completion = false;
+    unsigned buffers = 0;
+    unsigned buffers_free = 0;
+    std::uint64_t ring_exhausted = 0;
+  };
+  ReceiveCounters receive_counters() const noexcept;
+
   // --- Fairness
   // ------------------------------------------------------------------------------------------
   // Tokio's cooperative budget: each time the loop resumes a coroutine, the coroutine may
@@ -150,6 +163,7 @@ class EventLoop {
     return true;
   }
   void resume_soon(std::coroutine_handle<> h) { ready_.push_back(h); }
+  detail::Reactor& reactor() noexcept { return *reactor_; }
   void arm(detail::TimerNode& node, Clock::time_point deadline);
   void disarm(detail::TimerNode& node) noexcept;
   // Registers / unregisters a descriptor. edge_triggered: both directions, once.

@@ -66,6 +66,11 @@ struct IoState {
   bool maybe_readable = true;
   bool read_closed = false;   // the peer's FIN (or an error) was seen: never skip a read again
   bool has_callback = false;  // a CallbackIoState: the loop calls on_ready, not waiters
+  // The backend receives for this state (io_uring's multishot recv into its buffer ring): its
+  // bytes come from Reactor::take_into/take_lease, never from recv(2).
+  bool completion_reads = false;
+  // Never so: something else reads the socket (a TLS layer).
+  bool syscall_reads = false;
   EventLoop* loop = nullptr;  // set by EventLoop::add_io
   IoWaiter* reader = nullptr;
   IoWaiter* writer = nullptr;
