@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Fails when a tracked C++ file is not clang-formatted, or breaks the hard size limits of
-# STYLE.md (.cpp 600 lines, public header 300 code lines, test 500, example 150).
+# STYLE.md (.cpp 600 lines, public header 300 code lines, test 500, example 150), or when a
+# docs/ path named anywhere in the tree does not exist (scripts/check-doc-paths.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 status=0
@@ -28,5 +29,6 @@ for f in $files; do
     status=1
   fi
 done
-[ $status -eq 0 ] && echo "style check: formatted, within size limits"
+scripts/check-doc-paths.sh || status=1
+[ $status -eq 0 ] && echo "style check: formatted, within size limits, no dangling docs/ paths"
 exit $status

@@ -5,7 +5,7 @@
 //   loop.call_later(1s, [&] { loop.stop(); });
 //   loop.run_forever();
 //
-// One loop per thread. Each iteration (docs/design.md has the long form):
+// One loop per thread. Each iteration (the long form: docs/ARCHITECTURE.md, event-loop layer):
 //   1. wait for I/O: no wait if callbacks are ready, else until the earliest timer, else forever;
 //   2. mark the coroutines and callbacks whose descriptors are ready;
 //   3. fire expired timers;
