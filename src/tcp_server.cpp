@@ -27,6 +27,7 @@ TCPServer::TCPServer(const Address& address, RequestHandlerFactory handler, int 
     : BaseServer(address, std::move(handler)),
       address_family(address.family()),
       socket_type(type),
+      allow_reuse_address(type == SOCK_STREAM),
       socket(address_family, type),
       socket_file_(std::make_unique<UnixSocketFile>()) {}
 

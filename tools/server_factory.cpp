@@ -11,9 +11,11 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 #include <type_traits>
 
 namespace sockserv::tool {
@@ -57,7 +59,8 @@ ServerControl control_of(std::shared_ptr<Server> server) {
 template <class Server>
 ServerControl start(std::shared_ptr<Server> server, const ServeOptions& o,
                     std::optional<Socket> inherited) {
-  server->allow_reuse_address = true;  // a restart must not trip over TIME_WAIT connections
+  // allow_reuse_address keeps the library's default: on for streams (a restart must not trip
+  // over TIME_WAIT connections), off for datagrams (another socket could bind the port).
   server->allow_reuse_port = o.reuse_port;
   if constexpr (requires { server->proxy_protocol; }) server->proxy_protocol = o.proxy_protocol;
   if constexpr (requires { server->connection_timeout; }) {
@@ -70,7 +73,9 @@ ServerControl start(std::shared_ptr<Server> server, const ServeOptions& o,
   }
   if constexpr (requires { server->pool_size; }) server->pool_size = o.pool;
   if constexpr (requires { server->threads; }) {
-    if (o.threads) server->threads = o.threads;
+    // The library's default is one loop (safe for handlers sharing plain data); the command's
+    // handlers share nothing, so it takes every core unless told otherwise.
+    server->threads = o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency());
     server->listener_per_loop = o.listener_per_loop;
   }
   if constexpr (requires { server->max_packet_size; }) server->max_packet_size = o.max_packet_size;

@@ -214,7 +214,13 @@ class TCPServer : public BaseServer {
   // The listen backlog. Python used 5 until 3.15; a burst of connects then fails. SOMAXCONN is
   // what the kernel caps it to anyway.
   int request_queue_size = SOMAXCONN;
-  bool allow_reuse_address = false;
+  // SO_REUSEADDR before bind (AF_INET/AF_INET6 only). Stream servers: true (Python's
+  // TCPServer: false), so a restarted server binds while the last run's connections sit in
+  // TIME_WAIT instead of failing with "Address already in use" for a minute; on Linux it never
+  // lets a second listener take the address. Python's own HTTPServer sets it, and so do the
+  // event-loop servers. Datagram servers: false, as in Python (on UDP it would let another socket
+  // bind the same port and take datagrams). docs/python-mapping.md.
+  bool allow_reuse_address;
   bool allow_reuse_port = false;  // applied to AF_INET/AF_INET6 only, as in Python
   Socket socket;
   // The timeout given to each accepted connection: every blocking call, and every buffered read

@@ -43,6 +43,7 @@ struct AsyncServerBase::UnixSocketFile : sys::OwnedSocketFile {};
 AsyncServerBase::AsyncServerBase(const Address& address, int socket_type)
     : server_address(address),
       socket(address.family(), socket_type),
+      allow_reuse_address(socket_type == SOCK_STREAM),
       socket_file_(std::make_unique<UnixSocketFile>()) {}
 
 AsyncServerBase::~AsyncServerBase() { socket_file_->remove(); }
@@ -268,6 +269,7 @@ void AsyncTCPServer::apply_socket_options(Socket& s) {
   if (!server_address.is_inet()) return;
   if (keepalive) s.set_keepalive(*keepalive);
   if (tcp_user_timeout) s.set_user_timeout(*tcp_user_timeout);
+  if (disable_nagle_algorithm) s.set_nodelay(true);
 }
 
 bool AsyncTCPServer::verify_request(const Address&) { return true; }

@@ -7,9 +7,11 @@
 //       co_await conn.sendall(to_upper(line));
 //   }
 //   AsyncTCPServer server({"localhost", 9999}, upper);
-//   server.serve_forever();            // `threads` event loops, one per core by default
+//   server.serve_forever();            // one event loop, on this thread (see `threads`)
 //
-// Multi-core: serve_forever() runs `threads` event loops (one on the calling thread). They share
+// Multi-core: with `threads` > 1, serve_forever() runs that many event loops (one on the calling
+// thread), and handlers run on several threads at once (the member says what that implies for
+// the data they share). They share
 // the one listening socket, each registered with EPOLLEXCLUSIVE, so the kernel wakes one idle
 // loop per new connection and a connection stays on the loop that accepted it. (The other
 // design, one SO_REUSEPORT listener per loop, spreads connections by a hash of their addresses
@@ -83,9 +85,22 @@ class AsyncServerBase {
   // --- Attributes ------------------------------------------------------------------------------
   Address server_address;
   Socket socket;
-  std::size_t threads = std::max(1u, std::thread::hardware_concurrency());
-  bool allow_reuse_address = true;  // as asyncio's create_server
-  bool allow_reuse_port = false;    // several processes on one port (AF_INET/AF_INET6 only)
+  // Event loops serve_forever() runs: one on the calling thread, the others on threads it starts.
+  // Default 1, as asyncio: every handler runs on the one thread, so handlers may share plain data
+  // (a std::map of keys, a counter, a list of clients) without locks, as asyncio programs do.
+  // More loops are a choice to make knowingly: handlers then run on several threads at once (a
+  // connection stays on the loop that accepted it, but two connections may be on two loops), so
+  // anything handlers share needs a mutex or atomics, or one owning loop that the others reach
+  // through EventLoop::call_soon_threadsafe; verify_request() and handle_error() are called from
+  // any loop. One loop per core is std::thread::hardware_concurrency() (`sockserv serve`'s
+  // default). Set before serve_forever().
+  std::size_t threads = 1;
+  // SO_REUSEADDR before bind (IP only). Stream servers: true, as asyncio's create_server and as
+  // TCPServer, so a restart binds while the last run's connections sit in TIME_WAIT (on Linux it
+  // never lets a second listener take the address). Datagram servers: false, as UDPServer (there
+  // it would let another socket bind the same port and take datagrams). docs/python-mapping.md.
+  bool allow_reuse_address;
+  bool allow_reuse_port = false;  // several processes on one port (AF_INET/AF_INET6 only)
   // With threads > 1 (IP only): each loop but the first receives on a socket of its own, bound
   // to the same address with SO_REUSEPORT, and the kernel spreads connections (datagrams) over
   // them by a hash of the client's address. Default: all loops share the server's socket and
@@ -156,6 +171,11 @@ class AsyncTCPServer : public AsyncServerBase {
   // Dead-peer detection, as TCPServer's (set on the listening socket, inherited by connections).
   std::optional<KeepAlive> keepalive = KeepAlive{};
   std::optional<std::chrono::milliseconds> tcp_user_timeout = std::chrono::seconds(60);
+  // TCP_NODELAY on every connection (IP only), as StreamRequestHandler's attribute of this name:
+  // small writes go out at once instead of waiting for the ACK of earlier ones (Nagle). Off by
+  // default, as there. Set on the listening socket, which connections inherit (no system call per
+  // connection). TLS connections have it on whatever this says (TLS 1.3's tickets).
+  bool disable_nagle_algorithm = false;
   // Read a PROXY protocol v1/v2 header first; peer_address() becomes the real client's. A
   // missing or malformed header closes that connection only (logged, stats.rejected).
   bool proxy_protocol = false;
