@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <exception>
 #include <iostream>
 #include <string>
 
@@ -30,10 +31,16 @@ Task<void> handle(Connection conn) {
 }
 
 int main(int argc, char** argv) {
-  const std::string host = argc > 2 ? argv[1] : "localhost";
-  const auto port = static_cast<std::uint16_t>(argc > 2 ? std::atoi(argv[2]) : 9999);
-  AsyncTCPServer server({host, port}, handle);
-  server.threads = 1;  // one loop, so the prints come out in order
-  std::cerr << "listening on " << server.server_address << std::endl;
-  server.serve_forever();
+  // A start-up failure (a port in use, a bad host) is one line on stderr and exit status 1.
+  try {
+    const std::string host = argc > 2 ? argv[1] : "localhost";
+    const auto port = static_cast<std::uint16_t>(argc > 2 ? std::atoi(argv[2]) : 9999);
+    // One loop (the default), so the prints come out in order.
+    AsyncTCPServer server({host, port}, handle);
+    std::cerr << "listening on " << server.server_address << std::endl;
+    server.serve_forever();
+  } catch (const std::exception& e) {
+    std::cerr << "aio_upper_server: " << e.what() << std::endl;
+    return 1;
+  }
 }
