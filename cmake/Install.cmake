@@ -11,6 +11,14 @@ install(TARGETS sockserv EXPORT sockservTargets
 install(EXPORT sockservTargets NAMESPACE sockserv::
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/sockserv)
 
+# What sockservConfig.cmake.in and sockserv.pc.in need to know about this build.
+if(BUILD_SHARED_LIBS)
+  set(SOCKSERV_STATIC OFF)
+  set(SOCKSERV_PC_REQUIRES_FIELD Requires.private)
+else()
+  set(SOCKSERV_STATIC ON)
+  set(SOCKSERV_PC_REQUIRES_FIELD Requires)
+endif()
 configure_package_config_file(cmake/sockservConfig.cmake.in
   ${CMAKE_CURRENT_BINARY_DIR}/sockservConfig.cmake
   INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/sockserv)
@@ -18,6 +26,7 @@ write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/sockservConfigVersi
   COMPATIBILITY SameMinorVersion)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/sockservConfig.cmake
               ${CMAKE_CURRENT_BINARY_DIR}/sockservConfigVersion.cmake
+              cmake/FindLibUring.cmake
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/sockserv)
 
 # The .pc file finds the prefix relative to itself (lib/pkgconfig or lib/<multiarch>/pkgconfig).
