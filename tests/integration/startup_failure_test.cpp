@@ -53,10 +53,13 @@ class StartupFailureTest : public testing::TestWithParam<Program> {};
 std::vector<std::string> fill_in(std::vector<std::string> argv, const Address& taken) {
   const std::string host = taken.host();
   const std::string port = std::to_string(taken.port());
+  std::string host_port = host;
+  host_port += ':';
+  host_port += port;
   for (auto& arg : argv) {
     if (arg == "HOST") arg = host;
     if (arg == "PORT") arg = port;
-    if (arg == "HOST:PORT") arg = host + ":" + port;
+    if (arg == "HOST:PORT") arg = host_port;
   }
   return argv;
 }
