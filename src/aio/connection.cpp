@@ -263,10 +263,35 @@ SendOperation::SendOperation(ConnectionState& c, std::string_view data) noexcept
   perform = &SendOperation::attempt;
 }
 
+SendOperation::~SendOperation() {
+  if (in_flight_) conn().loop->reactor().cancel_send(conn());
+}
+
 bool SendOperation::attempt(IoWaiter& self) {
   // The HOWTO's send loop, non-blocking: offer the rest until the kernel has taken it all or its
   // buffer is full (EAGAIN: wait for the peer to read).
   auto& op = static_cast<SendOperation&>(self);
+  auto& c = op.conn();
+  auto& reactor = c.loop->reactor();
+  if (op.in_flight_) {
+    int result = 0;
+    if (!reactor.take_send_result(c, result)) return false;  // still going
+    op.in_flight_ = false;
+    if (result < 0) {
+      op.sys_error_ = -result;
+      return true;
+    }
+    op.rest_.remove_prefix(static_cast<std::size_t>(result));
+    c.bytes_out += static_cast<std::size_t>(result);
+    if (op.rest_.empty()) return true;
+  }
+  // By completion (io_uring): queued, sent with the loop's next wait. Not under a layer, which
+  // writes the socket itself.
+  if (!op.rest_.empty() && c.sock.layer() == nullptr && reactor.can_send() &&
+      reactor.submit_send(c, op.rest_)) {
+    op.in_flight_ = true;
+    return false;
+  }
   while (!op.rest_.empty()) {
     const auto n = send_some(op.conn().sock, op.rest_);
     if (n < 0) {

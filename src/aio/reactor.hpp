@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <memory>
 #include <span>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -62,6 +63,23 @@ class Reactor {
     errno = EAGAIN;
     return -1;
   }
+  // Sending by completion: the send goes into the submission queue and out with the loop's
+  // next wait (one io_uring_enter for every connection's sends and the wait). io_write is
+  // reported when it completes; take_send_result() then gives the bytes sent or -errno.
+  virtual bool can_send() const noexcept { return false; }
+  virtual bool submit_send(IoState& state, std::string_view data) noexcept {
+    (void)state;
+    (void)data;
+    return false;
+  }
+  // The completed send's result; false while it is in flight.
+  virtual bool take_send_result(IoState& state, int& result) noexcept {
+    (void)state;
+    (void)result;
+    return false;
+  }
+  // Cancels the send in flight and returns when the kernel no longer reads its bytes.
+  virtual void cancel_send(IoState& state) noexcept { (void)state; }
   // The next received chunk as a lease of the backend's own buffer (zero copy), when there is
   // one of at most `max` bytes; false otherwise (the caller copies with take_into).
   virtual bool take_lease(IoState& state, std::size_t max, BufferLease& out) noexcept {

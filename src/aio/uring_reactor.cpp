@@ -28,6 +28,12 @@
 // when a read would wait it arms the multishot recv again if the ring has buffers, else a
 // one-shot poll. A recv the kernel ends for any other reason (no F_MORE) is re-armed the same
 // way. Completions for a removed state give their buffers back.
+//
+// Sending is by completion too: a connection's send goes into the submission queue and out with
+// the loop's next io_uring_enter, which also waits (MSG_WAITALL: the kernel finishes a partial
+// send itself), so one syscall carries every connection's sends and the wait. A send abandoned
+// before it completes (a timeout, a cancellation) is turned into a no-op if it was not submitted
+// yet, else cancelled synchronously; its late completion is then skipped.
 #include "aio/reactor.hpp"
 #include "aio/uring_buffer_ring.hpp"
 
@@ -53,7 +59,8 @@ constexpr std::uint64_t kind_read = 0;   // one-shot, level-triggered states
 constexpr std::uint64_t kind_write = 1;  // one-shot, level-triggered states
 constexpr std::uint64_t kind_edges = 2;  // multishot, edge-triggered states
 constexpr std::uint64_t kind_recv = 3;   // multishot recv into the buffer ring
-constexpr std::uint64_t kind_bits = 2;
+constexpr std::uint64_t kind_send = 4;   // a connection's send, queued for the next wait
+constexpr std::uint64_t kind_bits = 3;
 constexpr std::uint16_t no_buffer = 0xffff;  // an empty inbox
 // Not POLLOUT: a socket's write space wakes it on nearly every ACK, and the multishot poll
 // would post a completion for each. A writer that has to wait arms a one-shot POLLOUT poll.
@@ -77,6 +84,13 @@ class UringReactor final : public Reactor {
     // The buffer ring (5.19) and multishot recv (6.0): without them, readiness and recv(2).
     std::error_code ec;
     buffers_ = UringBufferRing::create(ring_, ec);
+    // Sends by completion need a synchronous cancel (6.0) for the abandoned ones: probed with a
+    // cancel that matches nothing.
+    io_uring_sync_cancel_reg probe{};
+    probe.addr = 0;
+    probe.timeout.tv_sec = -1;
+    probe.timeout.tv_nsec = -1;
+    sends_supported_ = ::io_uring_register_sync_cancel(&ring_, &probe) == -ENOENT;
     if (buffers_ != nullptr) {
       next_.assign(UringBufferRing::count, no_buffer);
       length_.assign(UringBufferRing::count, 0);
@@ -132,6 +146,52 @@ class UringReactor final : public Reactor {
     return take_end(state, e, into);
   }
 
+  bool can_send() const noexcept override { return sends_supported_; }
+
+  bool submit_send(IoState& state, std::string_view data) noexcept override {
+    Entry* found = find(state.backend_slot);
+    if (!found || found->send_in_flight) return false;
+    io_uring_sqe* sqe = next_sqe();
+    if (!sqe) return false;
+    ::io_uring_prep_send(sqe, state.fd, data.data(), data.size(), MSG_WAITALL | MSG_NOSIGNAL);
+    ::io_uring_sqe_set_data64(sqe, (state.backend_slot << kind_bits) | kind_send);
+    found->send_in_flight = true;
+    found->send_done = false;
+    found->send_sqe = sqe;
+    found->send_submission = submissions_;
+    return true;
+  }
+
+  bool take_send_result(IoState& state, int& result) noexcept override {
+    Entry* found = find(state.backend_slot);
+    if (!found) {
+      result = -EBADF;
+      return true;
+    }
+    if (!found->send_done) return false;
+    found->send_done = false;
+    result = found->send_result;
+    return true;
+  }
+
+  void cancel_send(IoState& state) noexcept override {
+    Entry* found = find(state.backend_slot);
+    if (!found || !found->send_in_flight) return;
+    Entry& e = *found;
+    e.send_in_flight = false;
+    if (e.send_submission == submissions_) {  // still in the submission queue: void it
+      ::io_uring_prep_nop(e.send_sqe);
+      ::io_uring_sqe_set_data64(e.send_sqe, 0);
+      return;
+    }
+    io_uring_sync_cancel_reg reg{};
+    reg.addr = (state.backend_slot << kind_bits) | kind_send;
+    reg.timeout.tv_sec = -1;
+    reg.timeout.tv_nsec = -1;
+    (void)::io_uring_register_sync_cancel(&ring_, &reg);
+    ++e.stale_sends;  // its completion (sent or cancelled) is still to come: skipped
+  }
+
   bool take_lease(IoState& state, std::size_t max, BufferLease& out) noexcept override {
     Entry* found = find(state.backend_slot);
     if (!found || found->head == no_buffer) return false;
@@ -165,6 +225,7 @@ class UringReactor final : public Reactor {
     for (const auto& [kind, want, events] :
          {std::tuple{kind_read, io_read, POLLIN}, std::tuple{kind_write, io_write, POLLOUT}}) {
       if (state.edge_triggered && kind == kind_read) continue;  // the multishot poll reads
+      if (kind == kind_write && e.send_in_flight) continue;     // its completion will report
       if (!(state.interest & want) || e.armed[kind]) continue;
       if (const auto ec = arm(state.backend_slot, state.fd, events, kind)) return ec;
       e.armed[kind] = true;
@@ -185,13 +246,13 @@ class UringReactor final : public Reactor {
     const Entry e = *found;
     release(state.backend_slot);
     if (!e.armed[kind_read] && !e.armed[kind_write] && !e.armed[kind_edges] &&
-        !e.armed[kind_recv]) {
+        !e.armed[kind_recv] && !e.send_in_flight) {
       return;
     }
     // Synchronously (Linux 6.0): a poll that has just fired can still hold the file when an
     // asynchronous poll_remove returns, and the descriptor closed next would not send a FIN.
     // The arming SQEs go in first, or there would be nothing to cancel yet.
-    ::io_uring_submit(&ring_);
+    submit();
     io_uring_sync_cancel_reg reg{};
     reg.fd = state.fd;
     reg.flags = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL;
@@ -207,7 +268,7 @@ class UringReactor final : public Reactor {
         ::io_uring_sqe_set_data64(sqe, 0);  // id 0 is never used: ignored on completion
       }
     }
-    ::io_uring_submit(&ring_);
+    submit();
   }
 
   bool level_only() const noexcept override { return false; }
@@ -229,6 +290,7 @@ class UringReactor final : public Reactor {
       buffers_->drain_foreign();
     }
     io_uring_cqe* cqe = nullptr;
+    ++submissions_;  // what is queued goes in now
     const int rc = ::io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, tsp, nullptr);
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN) {
       return {-rc, std::generic_category()};
@@ -255,6 +317,13 @@ class UringReactor final : public Reactor {
     std::uint32_t offset = 0;
     bool eof = false;
     int error = 0;  // the recv's error (errno), reported once the inbox is read
+    // The connection's send: queued or in the kernel, then its result until taken.
+    bool send_in_flight = false;
+    bool send_done = false;
+    std::uint8_t stale_sends = 0;  // abandoned sends whose completions are still to come
+    int send_result = 0;
+    io_uring_sqe* send_sqe = nullptr;  // while send_submission == submissions_: unsubmitted
+    std::uint64_t send_submission = 0;
   };
   // id = generation << 32 | slot index; with the kind bits it must fit in user_data's 64 bits,
   // and 0 (a poll_remove's completion) is never an id: generations start at 1.
@@ -300,10 +369,15 @@ class UringReactor final : public Reactor {
   io_uring_sqe* next_sqe() noexcept {
     io_uring_sqe* sqe = ::io_uring_get_sqe(&ring_);
     if (!sqe) {  // submission queue full: flush it and try once more
-      ::io_uring_submit(&ring_);
+      submit();
       sqe = ::io_uring_get_sqe(&ring_);
     }
     return sqe;
+  }
+
+  void submit() noexcept {
+    ++submissions_;
+    ::io_uring_submit(&ring_);
   }
 
   void push(Entry& e, std::uint16_t id, std::uint32_t length) noexcept {
@@ -420,6 +494,17 @@ class UringReactor final : public Reactor {
     if (kind == kind_recv) return complete_recv(cqe, found, out);
     if (!found) return;  // removed meanwhile
     Entry& e = *found;
+    if (kind == kind_send) {
+      if (e.stale_sends > 0) {
+        --e.stale_sends;
+        return;
+      }
+      e.send_in_flight = false;
+      e.send_done = true;
+      e.send_result = cqe.res;
+      out.push_back({e.state, io_write});
+      return;
+    }
     const int res = cqe.res;
     // A one-shot poll is done; a multishot one ends only without F_MORE (an error, or the
     // completion queue overflowed), and is armed again so no edge is missed after it.
@@ -448,6 +533,8 @@ class UringReactor final : public Reactor {
   std::vector<std::uint16_t> next_;     // per buffer id: the next in its connection's inbox
   std::vector<std::uint32_t> length_;   // per buffer id: the bytes received into it
   bool recv_supported_ = true;
+  bool sends_supported_ = false;
+  std::uint64_t submissions_ = 0;  // io_uring_submit calls: tells a queued SQE from a sent one
   std::uint64_t ring_exhausted_ = 0;
   bool thread_adopted_ = false;
 };

@@ -19,6 +19,8 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -225,6 +227,62 @@ TEST(UringReceiveTest, EndOfStreamAndResetArriveAsCompletions) {
   peers.join();
   EXPECT_EQ(eof_result, "bye|eof");
   EXPECT_EQ(rst_result, "x|reset");
+}
+
+TEST(UringSendTest, SendsGoOutWithTheWaitAndKeepTheirOrder) {
+  auto loop = uring_loop();
+  if (!loop) GTEST_SKIP() << "no io_uring with buffer rings here";
+  auto [mine, peer] = test::tcp_pair();
+  std::string expected;
+  for (int i = 0; i < 200; ++i) expected += pattern(1 + static_cast<std::size_t>(i) * 97, i);
+  auto writer = [](Socket sock) -> Task<void> {
+    Connection conn(std::move(sock));
+    for (int i = 0; i < 200; ++i) {
+      co_await conn.sendall(pattern(1 + static_cast<std::size_t>(i) * 97, i));
+    }
+  };
+  std::string got;
+  std::thread reader([&peer = peer, &got, n = expected.size()] { got = peer.recv_exact(n); });
+  loop->run_until_complete(writer(std::move(mine)));
+  reader.join();
+  EXPECT_TRUE(got == expected);
+}
+
+TEST(UringSendTest, ASendThatTimesOutIsCancelledBeforeItsBytesGo) {
+  // The peer reads nothing until a large send has timed out, so the send is still in the
+  // kernel then. The operation must cancel it: the buffer is overwritten right after, the peer
+  // then reads everything while the connection stays open a while, and every byte it gets must
+  // be the original pattern. A send left running would go on from the overwritten buffer.
+  auto loop = uring_loop();
+  if (!loop) GTEST_SKIP() << "no io_uring with buffer rings here";
+  auto [mine, peer] = test::tcp_pair();
+  const std::size_t size = std::size_t{32} << 20;
+  auto data = std::make_unique<std::string>(size, 'a');
+  std::atomic<bool> overwritten{false};
+  bool timed_out = false;
+  std::string got;
+  std::thread reader([&peer = peer, &overwritten, &got] {
+    while (!overwritten) std::this_thread::sleep_for(1ms);
+    for (std::string chunk; !(chunk = peer.recv(1 << 20)).empty();) got += chunk;
+  });
+  auto body = [&](Socket sock) -> Task<void> {
+    Connection conn(std::move(sock));
+    try {
+      co_await with_timeout(100ms, conn.sendall(*data));
+    } catch (const TimeoutError&) {
+      timed_out = true;
+    }
+    std::fill(data->begin(), data->end(), 'Z');  // the kernel must not read this any more
+    overwritten = true;
+    co_await aio::sleep(300ms);  // the peer reads meanwhile: a live send would go on
+    conn.close();
+  };
+  loop->run_until_complete(body(std::move(mine)));
+  reader.join();
+  EXPECT_TRUE(timed_out);
+  EXPECT_GT(got.size(), 0U);
+  EXPECT_LT(got.size(), size);
+  EXPECT_EQ(got.find('Z'), std::string::npos) << "the kernel sent bytes after the cancel";
 }
 
 }  // namespace

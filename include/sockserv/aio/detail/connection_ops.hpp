@@ -168,14 +168,20 @@ class RecvLeaseOperation : public IoOperation {
   BufferLease lease_;
 };
 
+// Under a backend that sends by completion (io_uring) the bytes go out as a send queued for
+// the loop's next wait, and the operation completes with its completion; an operation left
+// before that (a timeout, a cancellation) cancels the send before its bytes can go away.
 class SendOperation : public IoOperation {
  public:
   SendOperation(ConnectionState& c, std::string_view data) noexcept;
+  SendOperation(SendOperation&&) noexcept = default;
+  ~SendOperation();
   void await_resume() { check("sendall"); }
 
  private:
   static bool attempt(IoWaiter& self);
   std::string_view rest_;
+  bool in_flight_ = false;  // a queued send has not completed yet
 };
 
 // sendall(BufferLease): the lease lives in the operation until the kernel has taken every
