@@ -183,6 +183,10 @@ void add_serve_command(CLI::App& app, int& exit_status) {
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--reuse-port", o->reuse_port,
                 "SO_REUSEPORT: several sockserv processes may serve the same port");
+  cmd->add_option("--backend", o->backend,
+                  "async: the event loops' I/O backend, epoll | poll | io_uring (default: "
+                  "SOCKSERV_POLLER if set, else the library's choice)")
+      ->check(CLI::IsMember({"epoll", "poll", "io_uring"}));
   cmd->add_flag("--listener-per-loop", o->listener_per_loop,
                 "async: each event loop accepts on a SO_REUSEPORT socket of its own (default: "
                 "the loops share one socket)");

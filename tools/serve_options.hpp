@@ -31,6 +31,7 @@ struct ServeOptions {
   double stats_interval = 0;  // seconds between counter reports; 0: none
   bool reuse_port = false;
   bool listener_per_loop = false;  // async: a SO_REUSEPORT socket per event loop
+  std::string backend;             // async: epoll | poll | io_uring ("": the library's choice)
   bool proxy_protocol = false;
   bool inetd = false;
   std::string log_level = "info";

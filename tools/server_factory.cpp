@@ -15,6 +15,7 @@
 #include <chrono>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <type_traits>
 
@@ -77,6 +78,9 @@ ServerControl start(std::shared_ptr<Server> server, const ServeOptions& o,
     // handlers share nothing, so it takes every core unless told otherwise.
     server->threads = o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency());
     server->listener_per_loop = o.listener_per_loop;
+    if (o.backend == "epoll") server->backend = aio::EventLoop::Backend::epoll;
+    if (o.backend == "poll") server->backend = aio::EventLoop::Backend::poll;
+    if (o.backend == "io_uring") server->backend = aio::EventLoop::Backend::io_uring;
   }
   if constexpr (requires { server->max_packet_size; }) server->max_packet_size = o.max_packet_size;
   server->shutdown_grace = seconds(o.grace);
@@ -149,6 +153,10 @@ std::optional<Socket> inherited_socket(const ServeOptions& o) {
 }  // namespace
 
 ServerControl make_server(const ServeOptions& o) {
+  if (!o.backend.empty() && o.mode != "async") {
+    throw std::invalid_argument("--backend " + o.backend +
+                                ": only the event loops have a backend (--mode async)");
+  }
   if (auto inherited = inherited_socket(o)) {
     const Address address = inherited->getsockname();
     const bool datagram = inherited->type() == SOCK_DGRAM;
