@@ -80,6 +80,18 @@ class Reactor {
   }
   // Cancels the send in flight and returns when the kernel no longer reads its bytes.
   virtual void cancel_send(IoState& state) noexcept { (void)state; }
+  // Accepting by completion: a listener's connections come from a multishot accept the
+  // backend keeps armed (start_accepting is cheap when it is), each reported as io_read and
+  // taken with take_accepted (a descriptor, or -1 with errno: EAGAIN when none is queued).
+  // stop_accepting cancels it while the server is at its connection limit.
+  virtual bool can_accept() const noexcept { return false; }
+  virtual void start_accepting(IoState& listener) noexcept { (void)listener; }
+  virtual void stop_accepting(IoState& listener) noexcept { (void)listener; }
+  virtual int take_accepted(IoState& listener) noexcept {
+    (void)listener;
+    errno = EAGAIN;
+    return -1;
+  }
   // The next received chunk as a lease of the backend's own buffer (zero copy), when there is
   // one of at most `max` bytes; false otherwise (the caller copies with take_into).
   virtual bool take_lease(IoState& state, std::size_t max, BufferLease& out) noexcept {

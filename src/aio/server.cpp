@@ -8,6 +8,7 @@
 #include <sockserv/proxy_protocol.hpp>
 #include <sockserv/thread.hpp>
 
+#include "aio/reactor.hpp"
 #include "aio/server_worker.hpp"
 #include "sys/fd.hpp"
 #include "sys/report.hpp"
@@ -274,10 +275,35 @@ void AsyncTCPServer::apply_socket_options(Socket& s) {
 
 bool AsyncTCPServer::verify_request(const Address&) { return true; }
 
+namespace {
+
+// A descriptor the backend's multishot accept queued, with its peer's address (the accept
+// itself has none to give: its address buffer would be shared by every completion).
+int accepted_by_completion(detail::Reactor& reactor, detail::IoState& listener, Address& peer,
+                           socklen_t& len) {
+  const int fd = reactor.take_accepted(listener);
+  if (fd >= 0 && ::getpeername(fd, peer.data(), &len) != 0) {
+    const int error = errno;
+    ::close(fd);
+    errno = error == ENOTCONN ? ECONNABORTED : error;  // reset before we looked: skipped
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace
+
 Task<void> AsyncTCPServer::receive_loop(Worker& w) {
   std::chrono::milliseconds backoff{0};
   // Edge-triggered: accept until EAGAIN, and only then wait for the next edge (an edge that came
   // before the first wait is not lost that way). Yield to the connections every 64 accepts.
+  // Under io_uring the descriptors come from a multishot accept the backend keeps armed (armed
+  // again before each wait: after an error or a pause at the connection limit it has ended).
+  // Not on a listener several loops share: the kernel hands every connection to the first
+  // loop's accept, so one loop would get them all (epoll's EPOLLEXCLUSIVE spreads them; there
+  // each loop's ring polls and the losers' accept4 says EAGAIN).
+  auto& reactor = w.loop->reactor();
+  const bool by_completion = reactor.can_accept() && !w.listener.exclusive;
   for (;; co_await detail::WaitReadable(w)) {
     for (int accepted = 0;; ++accepted) {
       if (accepted == 64) {
@@ -286,7 +312,9 @@ Task<void> AsyncTCPServer::receive_loop(Worker& w) {
       }
       Address peer;
       socklen_t len = Address::capacity();
-      const int fd = ::accept4(w.listener.fd, peer.data(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      const int fd =
+          by_completion ? accepted_by_completion(reactor, w.listener, peer, len)
+                        : ::accept4(w.listener.fd, peer.data(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         const int error = errno;
         if (sys::would_block(error)) break;
@@ -312,9 +340,14 @@ Task<void> AsyncTCPServer::receive_loop(Worker& w) {
         ::close(fd);
         continue;
       }
-      if (active_tasks() >= max_connections) co_await wait_for_capacity();
+      if (active_tasks() >= max_connections) {
+        if (by_completion) reactor.stop_accepting(w.listener);  // the backlog holds the rest
+        co_await wait_for_capacity();
+        if (by_completion) reactor.start_accepting(w.listener);
+      }
       start_connection(w, Socket::adopt(fd, server_address.family(), SOCK_STREAM, true), peer);
     }
+    if (by_completion) reactor.start_accepting(w.listener);  // armed before every wait
   }
 }
 

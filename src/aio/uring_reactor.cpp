@@ -34,6 +34,11 @@
 // send itself), so one syscall carries every connection's sends and the wait. A send abandoned
 // before it completes (a timeout, a cancellation) is turned into a no-op if it was not submitted
 // yet, else cancelled synchronously; its late completion is then skipped.
+//
+// A listener accepts by completion too: one multishot accept (SOCK_NONBLOCK | SOCK_CLOEXEC)
+// posts each new connection's descriptor, queued until the server's accept loop takes it. The
+// server cancels it while it is at max_connections (the kernel's backlog then holds the
+// clients, as with accept4) and arms it again before it next waits.
 #include "aio/reactor.hpp"
 #include "aio/uring_buffer_ring.hpp"
 
@@ -42,6 +47,7 @@
 #include <liburing.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -49,17 +55,19 @@
 #include <cstring>
 #include <new>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 namespace sockserv::aio::detail {
 namespace {
 
 // The low two bits of user_data say which poll completed; the rest is the state's id.
-constexpr std::uint64_t kind_read = 0;   // one-shot, level-triggered states
-constexpr std::uint64_t kind_write = 1;  // one-shot, level-triggered states
-constexpr std::uint64_t kind_edges = 2;  // multishot, edge-triggered states
-constexpr std::uint64_t kind_recv = 3;   // multishot recv into the buffer ring
-constexpr std::uint64_t kind_send = 4;   // a connection's send, queued for the next wait
+constexpr std::uint64_t kind_read = 0;    // one-shot, level-triggered states
+constexpr std::uint64_t kind_write = 1;   // one-shot, level-triggered states
+constexpr std::uint64_t kind_edges = 2;   // multishot, edge-triggered states
+constexpr std::uint64_t kind_recv = 3;    // multishot recv into the buffer ring
+constexpr std::uint64_t kind_send = 4;    // a connection's send, queued for the next wait
+constexpr std::uint64_t kind_accept = 5;  // a listener's multishot accept
 constexpr std::uint64_t kind_bits = 3;
 constexpr std::uint16_t no_buffer = 0xffff;  // an empty inbox
 // Not POLLOUT: a socket's write space wakes it on nearly every ACK, and the multishot poll
@@ -192,6 +200,55 @@ class UringReactor final : public Reactor {
     ++e.stale_sends;  // its completion (sent or cancelled) is still to come: skipped
   }
 
+  bool can_accept() const noexcept override { return sends_supported_; }
+
+  void start_accepting(IoState& listener) noexcept override {
+    Entry* found = find(listener.backend_slot);
+    if (!found || found->armed[kind_accept]) return;
+    if (found->armed[kind_edges]) {  // the accept's completions say what the poll did
+      if (io_uring_sqe* sqe = next_sqe()) {
+        ::io_uring_prep_poll_remove(sqe, (listener.backend_slot << kind_bits) | kind_edges);
+        ::io_uring_sqe_set_data64(sqe, 0);
+      }
+    }
+    if (io_uring_sqe* sqe = next_sqe()) {
+      ::io_uring_prep_multishot_accept(sqe, listener.fd, nullptr, nullptr,
+                                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+      ::io_uring_sqe_set_data64(sqe, (listener.backend_slot << kind_bits) | kind_accept);
+      found->armed[kind_accept] = true;
+      found->accepting = true;
+    }
+  }
+
+  void stop_accepting(IoState& listener) noexcept override {
+    Entry* found = find(listener.backend_slot);
+    if (!found || !found->armed[kind_accept]) return;
+    // Synchronously, so start_accepting may arm a new one at once: the old one's completions
+    // (connections it took before the cancel, then its end) are posted by now, and its end is
+    // told from the new one's by counting.
+    submit();
+    io_uring_sync_cancel_reg reg{};
+    reg.addr = (listener.backend_slot << kind_bits) | kind_accept;
+    reg.timeout.tv_sec = -1;
+    reg.timeout.tv_nsec = -1;
+    (void)::io_uring_register_sync_cancel(&ring_, &reg);
+    found->armed[kind_accept] = false;
+    ++found->stale_accept_ends;
+  }
+
+  int take_accepted(IoState& listener) noexcept override {
+    for (auto it = accepted_.begin(); it != accepted_.end(); ++it) {
+      if (it->first != listener.backend_slot) continue;
+      const int result = it->second;
+      accepted_.erase(it);
+      if (result >= 0) return result;
+      errno = -result;
+      return -1;
+    }
+    errno = EAGAIN;
+    return -1;
+  }
+
   bool take_lease(IoState& state, std::size_t max, BufferLease& out) noexcept override {
     Entry* found = find(state.backend_slot);
     if (!found || found->head == no_buffer) return false;
@@ -243,10 +300,18 @@ class UringReactor final : public Reactor {
       pop(*found);
       buffers_->recycle(id);
     }
+    for (auto it = accepted_.begin(); it != accepted_.end();) {  // accepted, never taken
+      if (it->first == state.backend_slot) {
+        if (it->second >= 0) ::close(it->second);
+        it = accepted_.erase(it);
+      } else {
+        ++it;
+      }
+    }
     const Entry e = *found;
     release(state.backend_slot);
     if (!e.armed[kind_read] && !e.armed[kind_write] && !e.armed[kind_edges] &&
-        !e.armed[kind_recv] && !e.send_in_flight) {
+        !e.armed[kind_recv] && !e.armed[kind_accept] && !e.send_in_flight) {
       return;
     }
     // Synchronously (Linux 6.0): a poll that has just fired can still hold the file when an
@@ -309,7 +374,7 @@ class UringReactor final : public Reactor {
   struct Entry {
     IoState* state = nullptr;  // nullptr: free
     std::uint32_t generation = 0;
-    bool armed[4] = {};  // by kind
+    bool armed[6] = {};  // by kind (kind_send has its own fields)
     // Received, not yet read: buffer ids linked through next_, and how much of the first one
     // was read already. Then the end of the stream, if the recv saw it.
     std::uint16_t head = no_buffer;
@@ -318,6 +383,8 @@ class UringReactor final : public Reactor {
     bool eof = false;
     int error = 0;  // the recv's error (errno), reported once the inbox is read
     // The connection's send: queued or in the kernel, then its result until taken.
+    bool accepting = false;              // a listener whose connections come by multishot accept
+    std::uint8_t stale_accept_ends = 0;  // cancelled accepts whose last completion is to come
     bool send_in_flight = false;
     bool send_done = false;
     std::uint8_t stale_sends = 0;  // abandoned sends whose completions are still to come
@@ -494,6 +561,19 @@ class UringReactor final : public Reactor {
     if (kind == kind_recv) return complete_recv(cqe, found, out);
     if (!found) return;  // removed meanwhile
     Entry& e = *found;
+    if (kind == kind_accept) {
+      if (!(cqe.flags & IORING_CQE_F_MORE)) {
+        if (e.stale_accept_ends > 0) {
+          --e.stale_accept_ends;  // the end of one stop_accepting cancelled
+        } else {
+          e.armed[kind_accept] = false;
+        }
+      }
+      if (cqe.res == -ECANCELED) return;
+      accepted_.emplace_back(id, cqe.res);  // a descriptor, or -errno for the accept loop
+      out.push_back({e.state, io_read});
+      return;
+    }
     if (kind == kind_send) {
       if (e.stale_sends > 0) {
         --e.stale_sends;
@@ -518,7 +598,7 @@ class UringReactor final : public Reactor {
     if (res > 0 && (res & POLLOUT)) ready |= io_write;
     if (kind == kind_edges && ended) {
       ready |= io_read;  // what the gap may have hidden: the reader retries
-      if (!e.state->hung_up && !(ready & io_hangup) && !e.state->completion_reads &&
+      if (!e.state->hung_up && !(ready & io_hangup) && !e.state->completion_reads && !e.accepting &&
           !arm(id, e.state->fd, edge_events, kind_edges)) {
         e.armed[kind_edges] = true;
       }
@@ -535,6 +615,8 @@ class UringReactor final : public Reactor {
   bool recv_supported_ = true;
   bool sends_supported_ = false;
   std::uint64_t submissions_ = 0;  // io_uring_submit calls: tells a queued SQE from a sent one
+  // Multishot accepts' results not yet taken: (listener id, descriptor or -errno), in order.
+  std::vector<std::pair<std::uint64_t, int>> accepted_;
   std::uint64_t ring_exhausted_ = 0;
   bool thread_adopted_ = false;
 };

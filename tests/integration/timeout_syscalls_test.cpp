@@ -53,7 +53,9 @@ std::map<std::string, int> calls_on(const std::string& trace, int fd) {
   std::set<std::string> closed;  // the PIDs that have closed it
   const std::regex call(R"(^(\d+)\s+(\w+)\((\d+)[,)])");
   const std::regex poll(R"(^(\d+)\s+(\w*poll)\(\[\{fd=(\d+),)");
-  std::istringstream lines(trace);
+  // From the accept on: before it the number may have named a file (the sanitizers' runtime
+  // opens and closes some at start-up).
+  std::istringstream lines(trace.substr(trace.find("accept4(")));
   for (std::string line; std::getline(lines, line);) {
     std::smatch m;
     if ((std::regex_search(line, m, call) || std::regex_search(line, m, poll)) &&
