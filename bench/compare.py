@@ -938,7 +938,11 @@ def main():
                         "repeats")
     parser.add_argument("--pair", metavar="A,B",
                         help="also print server A's cost over server B's, repeat by repeat "
-                        "(median, range, how often A costs no more): exact server names")
+                        "(median, range, how often A costs no more): exact server names, "
+                        "separated by '|' when one holds a comma")
+    parser.add_argument("--before", metavar="BUILD_DIR",
+                        help="also run every sockserv row with that build's sockserv, named "
+                        "'NAME (before)': an earlier commit, measured in the same run")
     parser.add_argument("--write", action="store_true",
                         help="also put the table into docs/BENCHMARKS.md between its markers")
     parser.add_argument("--label", help="what was measured, instead of `git describe` of this tree")
@@ -980,6 +984,12 @@ def main():
     else:
         suite = Suite(SCENARIOS, CEILING, not_applicable)
         candidates = servers(args.build_dir, os.cpu_count())
+        if args.before:
+            # The same sockserv rows from another build (an earlier commit): "(before)".
+            mine = os.path.join(args.build_dir, "tools", "sockserv")
+            theirs = os.path.join(args.before, "tools", "sockserv")
+            candidates += [(f"{name} (before)", [theirs if c == mine else c for c in command])
+                           for name, command in candidates if name.startswith("sockserv")]
     if args.scenarios:
         wanted = [k.strip() for k in args.scenarios.split(",")]
         unknown = [k for k in wanted if k not in suite.keys()]
@@ -1037,7 +1047,8 @@ def main():
                          other_load(results))
     sys.stdout.write(block)
     if args.pair:
-        a, b = (x.strip() for x in args.pair.split(",", 1))
+        # "A|B" when a name holds a comma ("sockserv async ×1, io_uring|epoll (ceiling)").
+        a, b = (x.strip() for x in args.pair.split("|" if "|" in args.pair else ",", 1))
         if a not in names or b not in names:
             sys.exit(f"compare.py: --pair needs two of: {', '.join(names)}")
         sys.stdout.write("\n" + paired(results, a, b, suite))

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The thread's pool of receive buffers (BufferLease::block_size bytes each) behind
-// Connection::recv_lease(). A free list with a cap: a warm pool serves a receive without
-// allocating, and what a burst took beyond the cap goes back to the heap.
+// Connection::recv_lease(). A free list sized to the recent peak of blocks lent at once: a warm
+// pool serves a receive without allocating, and what a burst took goes back to the heap after.
 #pragma once
 
 #include <sockserv/aio/buffer_lease.hpp>

@@ -38,7 +38,9 @@ struct LeaseSource {
 
 class BufferLease {
  public:
-  // The largest receive one lease holds (and the size of each pooled buffer).
+  // The largest receive one lease holds, and the size of each pooled buffer: 64 KiB, so a
+  // stream moves in as few receives as the kernel allows (16 KiB blocks cost a bulk echo 1.4x
+  // the CPU). Under io_uring a lease may also be one of the ring's 16 KiB buffers.
   static constexpr std::size_t block_size = 65536;
 
   BufferLease() noexcept = default;
