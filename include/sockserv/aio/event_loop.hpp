@@ -144,7 +144,7 @@ class EventLoop {
   // loop, not a syscall on the connection. Loop thread.
   struct FairnessBudget {
     std::uint32_t operations = 64;
-    std::size_t bytes = 256 * 1024;
+    std::size_t bytes = std::size_t{256} * 1024;
   };
   void set_fairness_budget(FairnessBudget budget) noexcept {
     fairness_ = budget;
