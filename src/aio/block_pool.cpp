@@ -41,9 +41,7 @@ Pool* pool() {
   return &instance;
 }
 
-void give_back(LeaseSource* /*self*/, char* block, std::uint32_t /*tag*/) noexcept {
-  give_back_block(block);
-}
+void give_back(LeaseSource* /*self*/, char* block) noexcept { give_back_block(block); }
 
 LeaseSource source{&give_back};
 

@@ -70,14 +70,15 @@ void UringBufferRing::recycle(std::uint16_t id) noexcept {
 
 BufferLease UringBufferRing::lend(std::uint16_t id, std::size_t offset, std::size_t n) noexcept {
   refs_.fetch_add(1, std::memory_order_relaxed);
-  BufferLease lease(buffer(id), offset + n, this, id);
+  BufferLease lease(buffer(id), offset + n, this);
   lease.remove_prefix(offset);
   return lease;
 }
 
-void UringBufferRing::give_back(LeaseSource* self, char* /*block*/, std::uint32_t tag) noexcept {
+void UringBufferRing::give_back(LeaseSource* self, char* block) noexcept {
   auto* ring = static_cast<UringBufferRing*>(self);
-  const auto id = static_cast<std::uint16_t>(tag);
+  const auto id =
+      static_cast<std::uint16_t>(static_cast<std::size_t>(block - ring->memory_) / size);
   if (std::this_thread::get_id() == ring->owner_.load(std::memory_order_relaxed)) {
     ring->recycle(id);
   } else {

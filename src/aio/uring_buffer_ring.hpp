@@ -54,7 +54,7 @@ class UringBufferRing : public LeaseSource {
  private:
   UringBufferRing() noexcept;
   ~UringBufferRing();
-  static void give_back(LeaseSource* self, char* block, std::uint32_t tag) noexcept;
+  static void give_back(LeaseSource* self, char* block) noexcept;  // its id from its address
   void release() noexcept;
 
   io_uring_buf_ring* ring_ = nullptr;  // count entries, page aligned

@@ -32,7 +32,7 @@ namespace sockserv::aio {
 namespace detail {
 // Where a lease's buffer goes back to (the thread's block pool, a loop's buffer ring).
 struct LeaseSource {
-  void (*give_back)(LeaseSource* self, char* block, std::uint32_t tag) noexcept;
+  void (*give_back)(LeaseSource* self, char* block) noexcept;
 };
 }  // namespace detail
 
@@ -48,7 +48,6 @@ class BufferLease {
       : block_(std::exchange(other.block_, nullptr)),
         offset_(other.offset_),
         size_(std::exchange(other.size_, 0)),
-        tag_(other.tag_),
         source_(other.source_) {}
   BufferLease& operator=(BufferLease&& other) noexcept {
     if (this != &other) {
@@ -56,7 +55,6 @@ class BufferLease {
       block_ = std::exchange(other.block_, nullptr);
       offset_ = other.offset_;
       size_ = std::exchange(other.size_, 0);
-      tag_ = other.tag_;
       source_ = other.source_;
     }
     return *this;
@@ -80,20 +78,18 @@ class BufferLease {
   }
   // Gives the buffer back now; the lease is empty afterwards.
   void reset() noexcept {
-    if (block_ != nullptr) source_->give_back(source_, std::exchange(block_, nullptr), tag_);
+    if (block_ != nullptr) source_->give_back(source_, std::exchange(block_, nullptr));
     size_ = 0;
   }
 
   // For the library's receive operations: a lease of `size` bytes at the start of `block`.
-  BufferLease(char* block, std::size_t size, detail::LeaseSource* source,
-              std::uint32_t tag = 0) noexcept
-      : block_(block), size_(static_cast<std::uint32_t>(size)), tag_(tag), source_(source) {}
+  BufferLease(char* block, std::size_t size, detail::LeaseSource* source) noexcept
+      : block_(block), size_(static_cast<std::uint32_t>(size)), source_(source) {}
 
  private:
   char* block_ = nullptr;
   std::uint32_t offset_ = 0;
   std::uint32_t size_ = 0;
-  std::uint32_t tag_ = 0;  // the source's name for the block (a buffer ring's buffer id)
   detail::LeaseSource* source_ = nullptr;
 };
 

@@ -120,8 +120,10 @@ class Connection {
     return sendall(std::string_view(bytes.data(), bytes.size()));
   }
   // Sends a lease's bytes from its own buffer (an echo or a proxy copies nothing) and gives the
-  // buffer back when the kernel has taken them.
-  detail::SendLeaseOperation sendall(BufferLease data) { return {*state_, std::move(data)}; }
+  // buffer back when the kernel has taken them (the lease is empty then). The lease must stay
+  // valid until the co_await completes: pass std::move(lease), or the lease itself as a
+  // temporary of the same expression (co_await conn.sendall(co_await other.recv_lease())).
+  detail::SendLeaseOperation sendall(BufferLease&& data) { return {*state_, data}; }
   detail::SendOperation write(std::string_view data) { return sendall(data); }
   Task<void> write_frame(const Codec& codec, std::string_view message);
 

@@ -184,15 +184,21 @@ class SendOperation : public IoOperation {
   bool in_flight_ = false;  // a queued send has not completed yet
 };
 
-// sendall(BufferLease): the lease lives in the operation until the kernel has taken every
-// byte, then goes back with it.
+// sendall(BufferLease&&): sends from the caller's lease, which stays where it is (in the
+// awaiting frame, or a temporary of the co_await's expression) until the operation is over,
+// and is emptied (its buffer given back) once every byte went out. A pointer, not a second
+// lease: the frame of an idle connection's handler holds this operation.
 class SendLeaseOperation : public SendOperation {
  public:
-  SendLeaseOperation(ConnectionState& c, BufferLease lease) noexcept
-      : SendOperation(c, lease.view()), lease_(std::move(lease)) {}
+  SendLeaseOperation(ConnectionState& c, BufferLease& lease) noexcept
+      : SendOperation(c, lease.view()), lease_(&lease) {}
+  void await_resume() {
+    SendOperation::await_resume();
+    lease_->reset();
+  }
 
  private:
-  BufferLease lease_;  // the bytes SendOperation sends (moving it keeps them where they are)
+  BufferLease* lease_;
 };
 
 // The buffered reads (readline, read_exact, read_frame): one operation that receives into the
