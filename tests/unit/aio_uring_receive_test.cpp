@@ -110,7 +110,15 @@ TEST(UringReceiveTest, ARingRunDryEndsRecvsAndNoByteIsLost) {
     loop->spawn(handler(std::move(server_side), i));
     clients.push_back(std::move(client_side));
   }
+  // Nothing is sent before every handler has waited once (so each has its multishot recv
+  // armed): a handler that found its first byte already there would read with recv(2).
+  std::atomic<bool> all_waiting{false};
+  auto mark_waiting = [&]() -> Task<void> {
+    co_await aio::sleep(20ms);  // the handlers ran first (spawned before) and are suspended
+    all_waiting = true;
+  };
   std::thread writer([&] {
+    for (int i = 0; i < 10000 && !all_waiting; ++i) std::this_thread::sleep_for(1ms);
     for (int i = 0; i < connections; ++i) {
       clients[static_cast<std::size_t>(i)].sendall(pattern(1, static_cast<unsigned>(i)));
     }
@@ -127,6 +135,7 @@ TEST(UringReceiveTest, ARingRunDryEndsRecvsAndNoByteIsLost) {
     }
     gate.set();
   };
+  loop->spawn(mark_waiting());
   loop->spawn(open_gate());
   auto all_done = [&]() -> Task<void> {
     for (int i = 0; i < 4000; ++i) {
