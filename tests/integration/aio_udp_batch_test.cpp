@@ -232,8 +232,9 @@ TEST(AsyncUdpBatchTest, RepliesToAPeerThatStoppedReadingWaitThenFollowInOrderOrA
     EXPECT_LT(received[i - 1], received[i]) << "replies reordered or repeated";
   }
   // More than the kernel's queue held: the queued replies went out after EAGAIN.
+  // (No upper bound: replies made while the client already reads go out instead of being
+  // dropped, and how many that are depends on timing - TSan found 39 against 27.)
   EXPECT_GT(received.size(), static_cast<std::size_t>(unix_max_dgram_qlen()));
-  EXPECT_LE(received.size(), static_cast<std::size_t>(unix_max_dgram_qlen()) + 16 + 1);
   // And the server still answers.
   client.sendto("again", server.server_address);
   EXPECT_EQ(client.recvfrom(100).first, "again");
