@@ -4,6 +4,7 @@
 # find_package(sockserv CONFIG) and with pkg-config. Both consumers must run and succeed. Then,
 # for each optional dependency the library was built with (liburing, OpenSSL), a consumer on a
 # machine without it is imitated: both routes must fail at once with a message naming it.
+# The coroutine forms program is built with g++ and clang++ against the package and run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
@@ -20,6 +21,19 @@ cmake --build "$work/consumer" >/dev/null
 export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig"
 g++ tests/consumer/main.cpp -o "$work/consumer-pc" $(pkg-config --cflags --libs sockserv)
 "$work/consumer-pc"
+
+# The coroutine forms (issue 13) with both compilers a Debian 12 user has: every form works in a
+# coroutine with a local; without one, GCC 12's miscompiled forms stop with the library's message.
+for cxx in g++ clang++; do
+  if ! command -v "$cxx" >/dev/null; then
+    echo "install check: $cxx is missing (scripts/bootstrap.sh ci installs clang)"
+    exit 1
+  fi
+  "$cxx" -std=c++20 -O1 tests/compilers/coroutine_forms.cpp -o "$work/forms-$cxx" \
+    $(pkg-config --cflags --libs sockserv)
+  echo "install check: coroutine forms built with $cxx:"
+  "$work/forms-$cxx" | sed 's/^/  /'
+done
 
 # The dependencies this build declares (Requires for a static library, Requires.private for a
 # shared one), read back from the installed .pc file.
@@ -50,4 +64,5 @@ if [ -n "$requires" ]; then
   expect_refusal "$first" "$first" env PKG_CONFIG_LIBDIR="$work/prefix/lib/pkgconfig" \
     PKG_CONFIG_PATH= pkg-config --libs sockserv
 fi
-echo "install check: CMake package and pkg-config both work; missing dependencies are named"
+echo "install check: CMake package and pkg-config both work; missing dependencies are named;"
+echo "  the coroutine forms behave with g++ and clang++"

@@ -18,6 +18,8 @@
 #pragma once
 
 #include <coroutine>
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <optional>
 #include <type_traits>
@@ -82,12 +84,61 @@ inline void resume_flat(std::coroutine_handle<> h) noexcept {
   trampoline_slot = outer;
 }
 
+// ---- GCC 12 and co_await in conditions ---------------------------------------------------------
+// GCC before 13 (Debian 12's GCC 12.2 included) miscompiles a coroutine that declares no local
+// variable and has co_await in the condition of an if, while, for or switch (GCC bug 106188):
+// the variable the compiler makes to hold the condition is put at the start of the coroutine
+// frame, in front of the pointer the coroutine is resumed through. The frame the coroutine's
+// own code uses and the frame its handle names are then 8 bytes apart, and resuming it jumps
+// into garbage: in practice the coroutine silently never runs (or crashes, or starts again).
+// Nothing in an awaitable's shape can avoid it (the layout is decided before any awaitable is
+// looked at; tests/compilers shows it with a trivial awaiter), and nothing in a header can see
+// that a coroutine declares no local. What the library can do is notice: the handle
+// get_return_object makes and the one the coroutine hands its first suspension must name the
+// same frame, so a miscompiled sockserv coroutine stops the program at its first call (the
+// call expression itself, before any of its body runs) with a message that names the bug and
+// the work-around, instead of silently doing nothing. It cannot throw instead: the compiler
+// would unwind through the same broken frame. Declaring any local variable in the coroutine
+// is the work-around; GCC 13 and clang are not affected.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+#define SOCKSERV_AIO_CHECK_COROUTINE_FRAMES 1
+#else
+#define SOCKSERV_AIO_CHECK_COROUTINE_FRAMES 0
+#endif
+
+[[noreturn]] inline void report_miscompiled_coroutine() noexcept {
+  std::fputs(
+      "sockserv::aio: a coroutine was miscompiled by GCC 12 (GCC bug 106188: co_await in an "
+      "if/while/for/switch condition of a coroutine that declares no local variable). Declare "
+      "a local variable in it, or build with GCC 13 or later or with clang.\n",
+      stderr);
+  std::abort();
+}
+
 struct PromiseBase {
   std::coroutine_handle<> continuation;
   CancelState* cancel_state = nullptr;
   std::exception_ptr error;
 
-  std::suspend_always initial_suspend() noexcept { return {}; }
+#if SOCKSERV_AIO_CHECK_COROUTINE_FRAMES
+  // The frame address get_return_object's handle names (nullptr: not checked).
+  const void* frame = nullptr;
+
+  struct InitialAwaiter {
+    const void* expected_frame;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> self) const noexcept {
+      if (expected_frame != nullptr && self.address() != expected_frame)
+        report_miscompiled_coroutine();
+    }
+    void await_resume() const noexcept {}
+  };
+  InitialAwaiter initial_suspend() const noexcept { return {frame}; }
+  void remember_frame(const void* address) noexcept { frame = address; }
+#else
+  std::suspend_always initial_suspend() const noexcept { return {}; }
+  static void remember_frame(const void* /*address*/) noexcept {}
+#endif
 
   struct FinalAwaiter {
     bool await_ready() noexcept { return false; }
@@ -181,7 +232,9 @@ template <class T>
 struct Promise : PromiseBase {
   std::optional<T> value;
   Task<T> get_return_object() noexcept {
-    return Task<T>(std::coroutine_handle<Promise>::from_promise(*this));
+    auto handle = std::coroutine_handle<Promise>::from_promise(*this);
+    remember_frame(handle.address());
+    return Task<T>(handle);
   }
   template <class U>
   void return_value(U&& v) {
@@ -196,7 +249,9 @@ struct Promise : PromiseBase {
 template <>
 struct Promise<void> : PromiseBase {
   Task<void> get_return_object() noexcept {
-    return Task<void>(std::coroutine_handle<Promise>::from_promise(*this));
+    auto handle = std::coroutine_handle<Promise>::from_promise(*this);
+    remember_frame(handle.address());
+    return Task<void>(handle);
   }
   void return_void() noexcept {}
   void result() {
