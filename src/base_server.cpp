@@ -5,6 +5,7 @@
 #include <sockserv/selector.hpp>
 #include <sockserv/server.hpp>
 
+#include "access/gate.hpp"
 #include "sys/fd.hpp"
 #include "sys/report.hpp"
 
@@ -147,6 +148,10 @@ void BaseServer::handle_request_noblock() {
   accept_backoff_ = std::chrono::milliseconds(0);
   ServerStats::add(stats.accepted);
   auto& [request, client_address] = next;
+  if (!admit_request(request, client_address)) {
+    shutdown_request(request);
+    return;
+  }
   if (!verify_request(request, client_address)) {
     ServerStats::add(stats.rejected);
     log(LogLevel::debug, "refused " + client_address.to_string() + " (verify_request)");
@@ -207,6 +212,14 @@ void BaseServer::run_request(Request& request, const Address& client_address) no
 }
 
 bool BaseServer::verify_request(Request&, const Address&) { return true; }
+
+bool BaseServer::admit_request(Request& request, const Address& client_address) {
+  Admission admission =
+      detail::admit_client(access_policy.get(), client_address, stats, server_address);
+  if (!admission) return false;
+  request.keep_admission(std::move(admission));
+  return true;
+}
 
 void BaseServer::process_request(Request& request, const Address& client_address) {
   ServerStats::add(stats.active);

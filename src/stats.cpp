@@ -8,7 +8,8 @@ ServerStatsSnapshot ServerStats::snapshot() const noexcept {
   return {accepted.load(relaxed),       active.load(relaxed),        rejected.load(relaxed),
           timed_out.load(relaxed),      bytes_in.load(relaxed),      bytes_out.load(relaxed),
           handler_errors.load(relaxed), accept_errors.load(relaxed), tls_handshakes.load(relaxed),
-          tls_failures.load(relaxed),   dropped.load(relaxed)};
+          tls_failures.load(relaxed),   dropped.load(relaxed),       denied.load(relaxed),
+          limited.load(relaxed)};
 }
 
 std::string ServerStatsSnapshot::to_string() const {
@@ -21,7 +22,10 @@ std::string ServerStatsSnapshot::to_string() const {
               ? ""
               : " tls_handshakes=" + std::to_string(tls_handshakes) +
                     " tls_failures=" + std::to_string(tls_failures)) +
-         (dropped == 0 ? "" : " dropped=" + std::to_string(dropped));
+         (dropped == 0 ? "" : " dropped=" + std::to_string(dropped)) +
+         (denied + limited == 0
+              ? ""
+              : " denied=" + std::to_string(denied) + " limited=" + std::to_string(limited));
 }
 
 }  // namespace sockserv

@@ -6,6 +6,7 @@
 #include <sockserv/server.hpp>
 #include <sockserv/tls/ssl_socket.hpp>
 
+#include "access/gate.hpp"
 #include "sys/fd.hpp"
 #include "sys/unix_file.hpp"
 #include "tls/handshake_report.hpp"
@@ -102,10 +103,20 @@ void TCPServer::finish_request(Request& request, const Address& client_address) 
       return;
     }
     if (!header.local) client = header.source;
+    Admission admission = detail::admit_client(access_policy.get(), client, stats, server_address);
+    if (!admission) return;
+    request.keep_admission(std::move(admission));
   }
   // The PROXY header is plain text before the ClientHello: TLS starts after it.
   if (context && !start_tls(request, client, *context)) return;
   BaseServer::finish_request(request, client);
+}
+
+bool TCPServer::admit_request(Request& request, const Address& client_address) {
+  if (!proxy_protocol || request.is_datagram()) {
+    return BaseServer::admit_request(request, client_address);
+  }
+  return detail::admit_proxy(access_policy.get(), client_address, stats, server_address);
 }
 
 void TCPServer::set_ssl_context(std::shared_ptr<const SSLContext> context) {

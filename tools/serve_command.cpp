@@ -199,6 +199,7 @@ void add_serve_command(CLI::App& app, int& exit_status) {
       ->check(CLI::IsMember({"debug", "info", "warning", "error"}))
       ->default_val("info");
   add_server_tls_options(*cmd, o->tls);
+  add_access_options(*cmd, o->access);
   cmd->callback([o, &exit_status] {
     try {
       exit_status = run_serve(*o);

@@ -4,6 +4,7 @@
 
 #include <sockserv/address.hpp>
 
+#include "access_options.hpp"
 #include "tls_options.hpp"
 
 #include <cstddef>
@@ -36,6 +37,7 @@ struct ServeOptions {
   bool inetd = false;
   std::string log_level = "info";
   ServerTlsOptions tls;
+  AccessOptions access;
 };
 
 // What run_serve needs of a server: the framework's and the event loop's alike.

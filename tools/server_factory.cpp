@@ -6,6 +6,7 @@
 
 #include <sockserv/activation.hpp>
 #include <sockserv/aio/server.hpp>
+#include <sockserv/log.hpp>
 #include <sockserv/mixins.hpp>
 #include <sockserv/server.hpp>
 
@@ -64,6 +65,15 @@ ServerControl start(std::shared_ptr<Server> server, const ServeOptions& o,
   // over TIME_WAIT connections), off for datagrams (another socket could bind the port).
   server->allow_reuse_port = o.reuse_port;
   if constexpr (requires { server->proxy_protocol; }) server->proxy_protocol = o.proxy_protocol;
+  server->access_policy = build_access_policy(o.access);
+  if (!o.access.proxy_from.empty() && !o.proxy_protocol) {
+    throw std::invalid_argument("--proxy-from needs --proxy-protocol");
+  }
+  if (o.proxy_protocol && o.access.proxy_from.empty()) {
+    log(LogLevel::warning,
+        "--proxy-protocol without --proxy-from: a PROXY header is believed from any peer, so a "
+        "client that reaches this port directly can claim any address");
+  }
   if constexpr (requires { server->connection_timeout; }) {
     server->connection_timeout = o.timeout > 0 ? Timeout(seconds(o.timeout)) : Timeout{};
   }

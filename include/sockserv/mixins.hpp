@@ -27,6 +27,7 @@
 #include <functional>
 #include <limits>
 #include <list>
+#include <map>
 #include <mutex>
 #include <set>
 #include <utility>
@@ -270,6 +271,7 @@ class ForkingMixIn : public Base {
 
   void collect_children(bool blocking = false) {
     detail::collect_children(active_children, max_children, blocking);
+    release_admissions();
   }
   void handle_timeout() override { collect_children(); }
   void service_actions() override {
@@ -277,6 +279,7 @@ class ForkingMixIn : public Base {
     // Reaps without blocking; the max_children limit is kept by at_capacity(), so the loop
     // stays responsive to shutdown() while children run.
     detail::collect_children(active_children, std::numeric_limits<std::size_t>::max(), false);
+    release_admissions();
   }
 
   // Forks; the parent closes its copy of the request, the child handles it and exits with 0
@@ -284,6 +287,8 @@ class ForkingMixIn : public Base {
   void process_request(Request& request, const Address& client_address) override {
     if (const pid_t pid = detail::fork_request()) {
       active_children.insert(pid);
+      // The client's place under the access policy lasts as long as the child.
+      if (Admission admission = request.take_admission()) admissions_[pid] = std::move(admission);
       this->close_request(request);
       return;
     }
@@ -295,14 +300,24 @@ class ForkingMixIn : public Base {
   void server_close() override {
     Base::server_close();
     if (block_on_close) detail::close_children(active_children, this->shutdown_grace);
+    release_admissions();
   }
 
  protected:
   bool at_capacity() override {
     if (active_children.size() < max_children) return false;
     detail::collect_children(active_children, std::numeric_limits<std::size_t>::max(), false);
+    release_admissions();
     return active_children.size() >= max_children;
   }
+
+ private:
+  // Admissions of children that have been reaped end (their client's place is free again).
+  void release_admissions() {
+    std::erase_if(admissions_,
+                  [this](const auto& entry) { return active_children.count(entry.first) == 0; });
+  }
+  std::map<pid_t, Admission> admissions_;
 };
 
 using ThreadingTCPServer = ThreadingMixIn<TCPServer>;

@@ -28,6 +28,7 @@
 // (Python's `with` block); stop serve_forever() with shutdown() first.
 #pragma once
 
+#include <sockserv/access/access_policy.hpp>
 #include <sockserv/address.hpp>
 #include <sockserv/socket.hpp>
 #include <sockserv/stats.hpp>
@@ -72,10 +73,17 @@ class Request {
   std::size_t send(std::string_view data) { return socket().send(data); }
   void sendall(std::string_view data) { socket().sendall(data); }
 
+  // The client's place under the server's access policy (its per-client connection count),
+  // held as long as the request: the servers set it; a forking server keeps it in the parent
+  // until the child ends.
+  void keep_admission(Admission admission) noexcept { admission_ = std::move(admission); }
+  Admission take_admission() noexcept { return std::move(admission_); }
+
  private:
   Socket connection_;
   Socket* server_socket_ = nullptr;
   std::string packet_;
+  Admission admission_;
 };
 
 // Python's RequestHandlerClass: called once per request, in the thread or process that handles
@@ -157,8 +165,16 @@ class BaseServer {
   // (threads) or sends SIGTERM (children). nullopt: wait as long as they take (Python).
   Timeout shutdown_grace;
   ServerStats stats;
+  // Who may connect (access/access_policy.hpp): address rules and per-client limits, checked
+  // right after accept (before verify_request, before any thread or child is spent), and the
+  // peers whose PROXY headers are believed. nullptr: everyone, as in Python.
+  std::shared_ptr<AccessPolicy> access_policy;
 
  protected:
+  // Consults access_policy for a request just accepted: true to go on (the request keeps its
+  // Admission), false when it was refused (counted and logged; the caller closes it). A server
+  // that reads PROXY headers checks only the connecting peer here, and the real client later.
+  virtual bool admit_request(Request& request, const Address& client_address);
   // Sleeps up to `duration` unless shutdown() wakes it first.
   void wait_for_wakeup(std::chrono::nanoseconds duration) const noexcept;
   // True while the server may not take another request; serve_forever() then stops accepting
@@ -259,6 +275,9 @@ class TCPServer : public BaseServer {
 
  protected:
   TCPServer(const Address& address, RequestHandlerFactory handler, int type);
+  // With proxy_protocol, only whether the peer may send a PROXY header: finish_request()
+  // applies the rules and limits to the client the header names.
+  bool admit_request(Request& request, const Address& client_address) override;
   // Attaches TLS to the request and runs the handshake under its deadline; false (logged,
   // counted) when it failed and the connection must be closed.
   bool start_tls(Request& request, const Address& client_address, const SSLContext& context);

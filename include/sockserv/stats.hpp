@@ -21,9 +21,13 @@ struct ServerStatsSnapshot {
   std::uint64_t tls_handshakes = 0;  // TLS handshakes completed
   std::uint64_t tls_failures = 0;    // TLS handshakes failed or timed out (the connection closed)
   std::uint64_t dropped = 0;  // datagram replies dropped: send queue full, peer stuck or gone
+  // Of `rejected`, refused by the access policy (access/access_policy.hpp): `denied` by its
+  // address rules or for a PROXY header from an untrusted peer, `limited` by a per-client limit.
+  std::uint64_t denied = 0;
+  std::uint64_t limited = 0;
   // "accepted=12 active=1 rejected=0 timed_out=0 bytes_in=... handler_errors=0 accept_errors=0",
   // then "tls_handshakes=... tls_failures=..." when a TLS connection was seen and "dropped=..."
-  // when a reply was dropped
+  // when a reply was dropped, "denied=... limited=..." when the access policy refused someone
   std::string to_string() const;
 };
 
@@ -39,6 +43,8 @@ struct ServerStats {
   std::atomic<std::uint64_t> tls_handshakes{0};
   std::atomic<std::uint64_t> tls_failures{0};
   std::atomic<std::uint64_t> dropped{0};
+  std::atomic<std::uint64_t> denied{0};
+  std::atomic<std::uint64_t> limited{0};
 
   static void add(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) noexcept {
     counter.fetch_add(n, std::memory_order_relaxed);

@@ -8,6 +8,7 @@
 #include <sockserv/proxy_protocol.hpp>
 #include <sockserv/thread.hpp>
 
+#include "access/gate.hpp"
 #include "aio/reactor.hpp"
 #include "aio/server_worker.hpp"
 #include "sys/fd.hpp"
@@ -335,6 +336,17 @@ Task<void> AsyncTCPServer::receive_loop(Worker& w) {
       backoff = std::chrono::milliseconds(0);
       peer.resize(len);
       ServerStats::add(stats.accepted);
+      Admission admission;
+      if (proxy_protocol) {  // the rules apply to the client the header names (serve_proxied)
+        if (!sockserv::detail::admit_proxy(access_policy.get(), peer, stats, server_address)) {
+          ::close(fd);
+          continue;
+        }
+      } else if (!(admission = sockserv::detail::admit_client(access_policy.get(), peer, stats,
+                                                              server_address))) {
+        ::close(fd);
+        continue;
+      }
       if (!verify_request(peer)) {
         ServerStats::add(stats.rejected);
         ::close(fd);
@@ -345,27 +357,32 @@ Task<void> AsyncTCPServer::receive_loop(Worker& w) {
         co_await wait_for_capacity();
         if (by_completion) reactor.start_accepting(w.listener);
       }
-      start_connection(w, Socket::adopt(fd, server_address.family(), SOCK_STREAM, true), peer);
+      start_connection(w, Socket::adopt(fd, server_address.family(), SOCK_STREAM, true), peer,
+                       std::move(admission));
     }
     if (by_completion) reactor.start_accepting(w.listener);  // armed before every wait
   }
 }
 
-void AsyncTCPServer::start_connection(Worker& w, Socket sock, const Address& peer) {
-  start_task(w, peer, [&](CancelState& owner) {
-    Connection conn(std::move(sock));
-    conn.settimeout(connection_timeout);
-    conn.set_owner(&owner);  // the task is cancelled if the peer hangs up while it works
-    conn.set_stats(&stats);  // the connection adds its byte counts when it closes
-    if (auto context = ssl_context()) {
-      conn.read_with_syscalls();  // the TLS layer reads the socket (after a PROXY header)
-      return serve_tls(std::move(conn), peer, std::move(context));
-    }
-    // The handler is the task itself: no coroutine frame around it, which an idle connection
-    // would keep for its whole life.
-    if (!proxy_protocol) return RequestHandlerClass(std::move(conn));
-    return serve_proxied(std::move(conn), peer);
-  });
+void AsyncTCPServer::start_connection(Worker& w, Socket sock, const Address& peer,
+                                      Admission admission) {
+  start_task(
+      w, peer,
+      [&](CancelState& owner) {
+        Connection conn(std::move(sock));
+        conn.settimeout(connection_timeout);
+        conn.set_owner(&owner);  // the task is cancelled if the peer hangs up while it works
+        conn.set_stats(&stats);  // the connection adds its byte counts when it closes
+        if (auto context = ssl_context()) {
+          conn.read_with_syscalls();  // the TLS layer reads the socket (after a PROXY header)
+          return serve_tls(std::move(conn), peer, std::move(context));
+        }
+        // The handler is the task itself: no coroutine frame around it, which an idle connection
+        // would keep for its whole life.
+        if (!proxy_protocol) return RequestHandlerClass(std::move(conn));
+        return serve_proxied(std::move(conn), peer);
+      },
+      std::move(admission));
 }
 
 Task<void> AsyncTCPServer::serve_proxied(Connection conn, Address peer) {
@@ -384,6 +401,14 @@ Task<bool> AsyncTCPServer::accept_proxy_header(Connection& conn, Address& peer) 
     const auto header = co_await read_proxy_header(conn);
     if (!header.local) peer = header.source;
     conn.set_peer_address(peer);
+    // The rules and limits, for the client the header names; its place is held in the
+    // connection's task (the owner's record) until the task ends.
+    Admission admission =
+        sockserv::detail::admit_client(access_policy.get(), peer, stats, server_address);
+    if (!admission) co_return false;
+    // The task's cancel state is its record (start_task), which lives as long as the task.
+    CancelState* owner = co_await detail::CurrentCancelState{};
+    static_cast<Worker::Record*>(owner)->admission = std::move(admission);
     co_return true;
   } catch (const std::exception& e) {
     ServerStats::add(stats.rejected);

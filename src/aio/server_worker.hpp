@@ -72,6 +72,7 @@ struct Worker {
     Record* next = nullptr;
     std::coroutine_handle<> task;
     PeerAddress peer;
+    Admission admission;  // the client's place under the access policy, until the task ends
   };
 
   explicit Worker(AsyncServerBase& s) : server(&s) {}
@@ -140,8 +141,9 @@ class WaitReadable : private IoWaiter {
 
 template <class MakeTask>
 void AsyncServerBase::start_task(detail::Worker& w, const Address& client_address,
-                                 MakeTask&& make_task) {
+                                 MakeTask&& make_task, Admission admission) {
   auto record = std::make_unique<detail::Worker::Record>(w, client_address);
+  record->admission = std::move(admission);
   record->on_root_done = &AsyncServerBase::finish_task;
   try {
     Task<void> task = make_task(static_cast<CancelState&>(*record));

@@ -26,6 +26,7 @@
 // anywhere; the rest from the thread that created the server.
 #pragma once
 
+#include <sockserv/access/access_policy.hpp>
 #include <sockserv/address.hpp>
 #include <sockserv/aio/connection.hpp>
 #include <sockserv/aio/event_loop.hpp>
@@ -113,6 +114,9 @@ class AsyncServerBase {
   // How long running handlers may go on after shutdown() before they are cancelled.
   std::chrono::nanoseconds shutdown_grace{0};
   EventLoop::Backend backend = EventLoop::Backend::automatic;
+  // Who may connect (access/access_policy.hpp), as the blocking servers' member: checked right
+  // after accept, before verify_request and before a task is started. nullptr: everyone.
+  std::shared_ptr<AccessPolicy> access_policy;
 
  protected:
   AsyncServerBase(const Address& address, int socket_type);
@@ -120,8 +124,10 @@ class AsyncServerBase {
   virtual Task<void> receive_loop(detail::Worker& worker) = 0;
   // Starts the task make_task(its cancel state) returns for one request on `worker`'s loop:
   // counted, cancelled at shutdown, its exception reported with `client_address`.
+  // `admission` (the client's place under access_policy) is held until the task ends.
   template <class MakeTask>
-  void start_task(detail::Worker& worker, const Address& client_address, MakeTask&& make_task);
+  void start_task(detail::Worker& worker, const Address& client_address, MakeTask&& make_task,
+                  Admission admission = {});
   // Waits (polling every 10 ms, logging once) while max_connections tasks run.
   Task<void> wait_for_capacity();
   // Exception boundary of a request task: a cancellation is quiet, a timeout is counted and
@@ -208,7 +214,8 @@ class AsyncTCPServer : public AsyncServerBase {
   SSLContextSlot ssl_context_;
   std::vector<std::pair<EventLoop*, std::shared_ptr<HandshakeQueue>>> handshake_queues_;
 
-  void start_connection(detail::Worker& worker, Socket sock, const Address& peer);
+  void start_connection(detail::Worker& worker, Socket sock, const Address& peer,
+                        Admission admission);
   Task<void> serve_proxied(Connection conn, Address peer);
   // Reads the PROXY header; false (logged, counted) when the connection must be dropped.
   Task<bool> accept_proxy_header(Connection& conn, Address& peer);
