@@ -6,6 +6,7 @@
 #include <sockserv/error.hpp>
 #include <sockserv/log.hpp>
 
+#include "access/gate.hpp"
 #include "aio/server_worker.hpp"
 #include "sys/fd.hpp"
 #include "sys/report.hpp"
@@ -353,15 +354,22 @@ Task<void> AsyncUDPServer::receive_loop(Worker& w) {
                            "), dropped");
           continue;
         }
-        Datagram d{std::string(batch.data(i)), batch.sender(i), w.socket, &replies};
+        const Address sender = batch.sender(i);
         ServerStats::add(stats.accepted);
+        // The access policy, per datagram (as the blocking datagram servers apply it).
+        Admission admission =
+            sockserv::detail::admit_client(access_policy.get(), sender, stats, server_address);
+        if (!admission) continue;
+        Datagram d{std::string(batch.data(i)), sender, w.socket, &replies};
         ServerStats::add(stats.bytes_in, d.data.size());
         if (active_tasks() >= max_connections) {
           replies.end_batch();  // what the started handlers reply meanwhile goes out at once
           co_await wait_for_capacity();
           replies.begin_batch();
         }
-        start_task(w, d.address, [&](CancelState&) { return RequestHandlerClass(std::move(d)); });
+        start_task(
+            w, sender, [&](CancelState&) { return RequestHandlerClass(std::move(d)); },
+            std::move(admission));
       }
       // One loop turn: the handlers just started run (to their first suspension), gathering
       // their replies, which the guard then sends with one sendmmsg.

@@ -185,6 +185,29 @@ TEST_P(AccessServeTest, ProxyHeadersAreBelievedOnlyFromTrustedPeersAndTheRulesSe
   EXPECT_EQ(last_value(log, "denied"), GetParam() == "forking" ? 1 : 2) << log;
 }
 
+TEST_P(AccessServeTest, DatagramsFromDeniedClientsAreDropped) {
+  std::vector<std::string> argv{SOCKSERV_EXE, "serve",    "--udp",     "127.0.0.1:0",
+                                "--mode",     GetParam(), "--handler", "whoami",
+                                "--stats",    "30",       "--deny",    "127.0.0.3"};
+  test::Process proc(argv);
+  const auto banner = proc.read_line(20s);
+  ASSERT_TRUE(banner && banner->starts_with("listening on ")) << proc.err();
+  const Address address = Address::parse(banner->substr(13));
+  Socket denied(AF_INET, SOCK_DGRAM);
+  denied.bind(Address::ipv4("127.0.0.3", 0));
+  denied.sendto("who", address);
+  Socket allowed(AF_INET, SOCK_DGRAM);
+  allowed.bind(Address::ipv4("127.0.0.2", 0));
+  allowed.settimeout(10s);
+  allowed.sendto("who", address);
+  // Sent after the denied one on the same path: once it is answered, the other was handled.
+  EXPECT_EQ(allowed.recv(100).substr(0, 10), "127.0.0.2:");
+  proc.kill(SIGTERM);
+  EXPECT_EQ(proc.wait(20s), 0) << proc.err();
+  proc.read_to_eof(5s);
+  EXPECT_EQ(last_value(proc.err(), "denied"), 1) << proc.err();
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, AccessServeTest,
                          testing::Values("sync", "threading", "pool", "forking", "async"));
 
