@@ -29,11 +29,7 @@ namespace sockserv {
 namespace {
 
 using namespace std::chrono_literals;
-
-long long last_value(const std::string& text, const std::string& key) {
-  const auto at = text.rfind(" " + key + "=");
-  return at == std::string::npos ? -1 : std::stoll(text.substr(at + key.size() + 2));
-}
+using test::last_value;
 
 // A client connected to `server` from the loopback address `source`.
 Socket connect_from(const char* source, const Address& server) {

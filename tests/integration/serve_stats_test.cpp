@@ -26,12 +26,7 @@ namespace sockserv {
 namespace {
 
 using namespace std::chrono_literals;
-
-// The value of the last `key=N` in `text`, or -1.
-long long last_value(const std::string& text, const std::string& key) {
-  const auto at = text.rfind(" " + key + "=");
-  return at == std::string::npos ? -1 : std::stoll(text.substr(at + key.size() + 2));
-}
+using test::last_value;
 
 std::string recv_all(Socket& sock, std::size_t n) {
   std::string all;

@@ -114,6 +114,11 @@ Socket connect_to(const Address& address, std::chrono::milliseconds timeout) {
   return sock;
 }
 
+long long last_value(const std::string& text, const std::string& key) {
+  const auto at = text.rfind(" " + key + "=");
+  return at == std::string::npos ? -1 : std::stoll(text.substr(at + key.size() + 2));
+}
+
 std::string recv_line(Socket& sock) {
   std::string line;
   while (line.empty() || line.back() != '\n') {

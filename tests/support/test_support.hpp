@@ -76,6 +76,8 @@ Socket connect_to(const Address& address,
 // One line up to and including '\n', a byte at a time (so nothing after it is consumed); what
 // came before EOF if the peer closed first.
 std::string recv_line(Socket& sock);
+// The value of the last " key=N" in `text` (a server's logged counters), or -1.
+long long last_value(const std::string& text, const std::string& key);
 // Reads until EOF or a reset: true when the server ended the connection before the socket's
 // timeout (false after a TimeoutError).
 bool ended_by_server(Socket& sock);
