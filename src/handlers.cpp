@@ -47,6 +47,9 @@ void StreamRequestHandler::setup() {
                                       : static_cast<std::size_t>(std::max(rbufsize, 1));
   rfile = SocketFile(sock, read_size);
   wfile = SocketFile(sock, SocketFile::default_buffer_size, static_cast<std::size_t>(wbufsize));
+  // A buffered wfile is flushed whenever rfile must wait for the peer: pipelined replies go out
+  // together, and a reply never waits in the buffer while the peer waits for it.
+  if (wbufsize > 0) rfile.flush_before_receive(&wfile);
 }
 
 void StreamRequestHandler::finish() {

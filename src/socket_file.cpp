@@ -58,6 +58,7 @@ bool SocketFile::fill() {
 
 std::size_t SocketFile::receive(std::span<char> into) {
   if (eof_) return 0;
+  if (flush_first_ != nullptr) flush_first_->flush();  // the input ran dry: replies go first
   const auto n =
       call_deadline_ ? sock_->recv_into_until(into, *call_deadline_) : sock_->recv_into(into);
   if (n == 0) eof_ = true;

@@ -84,7 +84,9 @@ class StreamRequestHandler : public BaseRequestHandler {
   // rfile's buffer size; negative means the default (8 KiB). 0 would mean unbuffered in
   // Python; here it reads in 1-byte steps.
   int rbufsize = -1;
-  // wfile's buffer size; 0 (the default) sends every write() at once and whole.
+  // wfile's buffer size; 0 (the default) sends every write() at once and whole. Above 0,
+  // writes are held up to that many bytes and sent whenever rfile has to wait for the peer
+  // (SocketFile::flush_before_receive): pipelined requests get their replies in one send.
   int wbufsize = 0;
   // Socket timeout for this connection (Python: a class attribute, None by default).
   Timeout timeout;

@@ -14,7 +14,8 @@
 // With a write buffer (write_buffer_size > 0), write() keeps the bytes until the buffer is full,
 // flush() or close(). If you then wait for the peer's answer, it waits for your request, which is
 // still in your buffer: both sides wait forever (the HOWTO's deadlock). Call flush() before you
-// read the reply. The default write_buffer_size is 0: every write() is sent at once and whole
+// read the reply (or let the reading file do it: flush_before_receive()). The default
+// write_buffer_size is 0: every write() is sent at once and whole
 // (sendall), as StreamRequestHandler.wfile does in Python.
 //
 // Timeouts: with a socket timeout, each read call (read, read_exact, readline, read_to_eof) must
@@ -68,8 +69,17 @@ class SocketFile {
   // One line, including its '\n'; the last line may lack it; "" at EOF. Throws
   // SocketError(errc::line_too_long) when no '\n' comes within `max_len` bytes.
   std::string readline(std::size_t max_len = default_max_line);
-  // Bytes buffered and not yet read.
+  // Bytes buffered and not yet read (Python's len(BufferedReader.peek())): a pipelined request
+  // already here can be answered without waiting. buffered() is the older name.
+  std::size_t buffered_input() const noexcept { return in_.size(); }
   std::size_t buffered() const noexcept { return in_.size(); }
+  // Before each recv() a read makes, `out` is flushed (nullptr: none; `out` must outlive this
+  // file): the replies a buffered `out` holds go out when the input runs dry, before this side
+  // waits for the peer, so the HOWTO's deadlock below cannot happen. StreamRequestHandler links
+  // rfile to wfile this way when wbufsize > 0. The pipelined handler then reads
+  //   for (std::string req; !(req = rfile.readline()).empty();) wfile.write(answer(req));
+  // and sends one write per batch of requests that arrived together.
+  void flush_before_receive(SocketFile* out) noexcept { flush_first_ = out; }
 
   // Iteration over lines: for (const std::string& line : file.lines()) ...
   class LineRange;
@@ -109,6 +119,7 @@ class SocketFile {
   // The deadline of the read call in progress (see "Timeouts" above).
   std::optional<std::chrono::steady_clock::time_point> call_deadline_;
   std::uint64_t bytes_sent_ = 0;
+  SocketFile* flush_first_ = nullptr;  // flushed before each recv() (flush_before_receive)
 };
 
 class SocketFile::LineRange {

@@ -9,8 +9,10 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <memory>
 
 namespace sockserv::aio {
@@ -107,6 +109,42 @@ int receive_string(ConnectionState& c, std::string& out, std::size_t max) {
 // What a buffered read receives at a time straight into a connection's buffer.
 constexpr std::size_t buffered_chunk = 16384;
 
+// Sends what write() holds with non-blocking send(2) calls until it is all gone (true), the
+// kernel's buffer is full (false) or the send fails (true: dropped, the next send reports it).
+bool drain_held(ConnectionState& c) noexcept {
+  auto& out = *c.out;
+  while (!out.pending().empty()) {
+    const auto n = send_some(c.sock, out.pending());
+    if (n < 0) {
+      if (sys::would_block(errno)) return false;
+      out.drop();
+      return true;
+    }
+    c.bytes_out += static_cast<std::size_t>(n);
+    out.advance(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+bool flusher_attempt(IoWaiter& self) {
+  return drain_held(static_cast<ConnectionState&>(*self.state));
+}
+
+// A read is about to wait while write() holds replies: the peer may be waiting for them, so
+// they go now. What the kernel does not take at once goes when the socket becomes writable
+// (the flusher waits in the writer's place; a write operation that comes first takes over).
+// Not while a write operation waits: it sends the held bytes itself, in order.
+void flush_before_wait(ConnectionState& c) {
+  if (c.writer != nullptr || drain_held(c)) return;
+  auto& flusher = c.out->flusher;
+  flusher.state = &c;
+  flusher.is_reader = false;
+  flusher.handle = std::noop_coroutine();
+  flusher.cancel = nullptr;
+  flusher.perform = &flusher_attempt;
+  c.loop->wait_io(flusher, std::nullopt);
+}
+
 }  // namespace
 
 bool IoOperation::begin() {
@@ -125,6 +163,8 @@ bool IoOperation::begin() {
       return true;
     }
   }
+  // A read about to wait sends the replies write() held first (the peer may wait for them).
+  if (is_reader && c.out && !c.out->pending().empty()) flush_before_wait(c);
   // A read about to wait: a backend that receives by completion (io_uring) takes over from
   // here, for the connection's life (not under a layer, which reads the socket itself).
   if (is_reader && !c.completion_reads && !c.syscall_reads && c.sock.layer() == nullptr) {
@@ -264,43 +304,56 @@ SendOperation::SendOperation(ConnectionState& c, std::string_view data) noexcept
 }
 
 SendOperation::~SendOperation() {
-  if (in_flight_) conn().loop->reactor().cancel_send(conn());
+  if (!in_flight_) return;
+  conn().loop->reactor().cancel_send(conn());
+  // How much of the cancelled send went out is unknown: what write() held cannot be resent.
+  if (conn().out) conn().out->drop();
 }
 
 bool SendOperation::attempt(IoWaiter& self) {
-  // The HOWTO's send loop, non-blocking: offer the rest until the kernel has taken it all or its
-  // buffer is full (EAGAIN: wait for the peer to read).
+  // The HOWTO's send loop, non-blocking: offer the bytes until the kernel has taken them all or
+  // its buffer is full (EAGAIN: wait for the peer to read). What write() held goes first, then
+  // this operation's own bytes, so replies leave in the order they were made.
   auto& op = static_cast<SendOperation&>(self);
   auto& c = op.conn();
   auto& reactor = c.loop->reactor();
+  WriteBuffer* const out = c.out.get();
+  if (out != nullptr) EventLoop::forget_wait(out->flusher);  // this operation sends them now
+  // Credits `n` sent bytes to what next() returned.
+  auto next = [&] { return out && !out->pending().empty() ? out->pending() : op.rest_; };
+  auto advance = [&](std::size_t n) {
+    if (out && !out->pending().empty()) {
+      out->advance(n);
+    } else {
+      op.rest_.remove_prefix(n);
+    }
+    c.bytes_out += n;
+  };
+  auto fail = [&](int error) {
+    op.sys_error_ = error;
+    if (out) out->drop();  // the stream is broken: what was held can never arrive whole
+    return true;
+  };
   if (op.in_flight_) {
     int result = 0;
     if (!reactor.take_send_result(c, result)) return false;  // still going
     op.in_flight_ = false;
-    if (result < 0) {
-      op.sys_error_ = -result;
-      return true;
+    if (result < 0) return fail(-result);
+    advance(static_cast<std::size_t>(result));
+  }
+  for (std::string_view bytes = next(); !bytes.empty(); bytes = next()) {
+    // By completion (io_uring): queued, sent with the loop's next wait. Not under a layer,
+    // which writes the socket itself.
+    if (c.sock.layer() == nullptr && reactor.can_send() && reactor.submit_send(c, bytes)) {
+      op.in_flight_ = true;
+      return false;
     }
-    op.rest_.remove_prefix(static_cast<std::size_t>(result));
-    c.bytes_out += static_cast<std::size_t>(result);
-    if (op.rest_.empty()) return true;
-  }
-  // By completion (io_uring): queued, sent with the loop's next wait. Not under a layer, which
-  // writes the socket itself.
-  if (!op.rest_.empty() && c.sock.layer() == nullptr && reactor.can_send() &&
-      reactor.submit_send(c, op.rest_)) {
-    op.in_flight_ = true;
-    return false;
-  }
-  while (!op.rest_.empty()) {
-    const auto n = send_some(op.conn().sock, op.rest_);
+    const auto n = send_some(c.sock, bytes);
     if (n < 0) {
       if (sys::would_block(errno)) return false;
-      op.sys_error_ = errno;
-      return true;
+      return fail(errno);
     }
-    op.rest_.remove_prefix(static_cast<std::size_t>(n));
-    op.conn().bytes_out += static_cast<std::size_t>(n);
+    advance(static_cast<std::size_t>(n));
   }
   return true;
 }
@@ -437,6 +490,12 @@ void Connection::close() noexcept {
   if (!state_) return;
   set_owner(nullptr);  // the owner may outlive this connection's state
   if (!state_->sock) return;
+  if (auto& out = state_->out) {
+    // Replies write() still holds: one attempt that does not wait (aclose() waits).
+    if (state_->writer == nullptr) (void)detail::drain_held(*state_);
+    EventLoop::forget_wait(out->flusher);
+    out.reset();
+  }
   if (state_->stats) {
     ServerStats::add(state_->stats->bytes_in, state_->bytes_in);
     ServerStats::add(state_->stats->bytes_out, state_->bytes_out);
@@ -471,6 +530,32 @@ detail::RecvOperation Connection::recv_into(std::span<char> buffer) {
 }
 
 detail::SendOperation Connection::sendall(std::string_view data) { return {*state_, data}; }
+
+detail::WriteOperation Connection::write(std::string_view data) {
+  auto& c = *state_;
+  const bool input_dry = c.in.empty();
+  if (!c.out || c.out->pending().empty()) {
+    if (input_dry) return {c, data, true};  // nothing to batch with: sent as sendall() does
+    if (!c.out) c.out = std::make_unique<detail::WriteBuffer>();
+  }
+  c.out->bytes.append(data);
+  return {c, {}, input_dry || c.out->pending().size() >= c.write_limit};
+}
+
+detail::WriteOperation Connection::flush() {
+  return {*state_, {}, state_->out && !state_->out->pending().empty()};
+}
+
+std::size_t Connection::buffered_input() const noexcept { return state_->in.size(); }
+
+std::size_t Connection::buffered_output() const noexcept {
+  return state_->out ? state_->out->pending().size() : 0;
+}
+
+void Connection::set_write_buffer_limit(std::size_t bytes) noexcept {
+  state_->write_limit = static_cast<std::uint32_t>(
+      std::clamp<std::size_t>(bytes, 1, std::numeric_limits<std::uint32_t>::max()));
+}
 
 Task<bool> Connection::receive_more() {
   if (state_->eof) co_return false;

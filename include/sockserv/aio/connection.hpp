@@ -24,8 +24,12 @@
 // std::system_error(operation_canceled) when the task is cancelled (server shutdown, or the peer
 // vanished while the task was busy elsewhere).
 //
+// Pipelined protocols: write() batches replies while buffered_input() says more requests are
+// already here, and sends them together when the input runs dry (examples/aio/resp_server.cpp).
+//
 // Ownership: owns the socket (closed by the destructor or close()). Move-only. Thread safety:
-// belongs to the loop it was created on; one reader and one writer may wait at the same time.
+// belongs to the loop it was created on; one reader and one writer (sendall, write, flush) may
+// wait at the same time.
 #pragma once
 
 #include <sockserv/address.hpp>
@@ -124,7 +128,32 @@ class Connection {
   // valid until the co_await completes: pass std::move(lease), or the lease itself as a
   // temporary of the same expression (co_await conn.sendall(co_await other.recv_lease())).
   detail::SendLeaseOperation sendall(BufferLease&& data) { return {*state_, data}; }
-  detail::SendOperation write(std::string_view data) { return sendall(data); }
+
+  // --- Pipelining: replies sent together (docs/adr/0005-pipelined-replies.md) ----------------
+  // Bytes received and not yet read (asyncio's StreamReader buffer): a request already here can
+  // be answered without waiting. Counts what the buffered reads (readline, read_exact,
+  // read_frame, read_buffer()) keep; recv() and recv_lease() leave nothing behind.
+  std::size_t buffered_input() const noexcept;
+  // Sends `data`, batched with the next replies while more input is already buffered:
+  //   - nothing buffered to read (the input ran dry: the peer now waits for us): everything
+  //     held goes out with `data` in one send, completing as sendall() does. A request-reply
+  //     handler is unchanged: each write() is one send, with no copy;
+  //   - more input buffered (a pipelined request is already here): `data` is copied into the
+  //     connection's write buffer and the co_await completes at once, no syscall;
+  //   - the buffer holds write_buffer_limit() bytes or more: it is sent (memory stays bounded).
+  // Held bytes also go out before any read has to wait, before sendall() and lease sends (in
+  // order), on flush(), and with one attempt that does not wait in close() (aclose() waits).
+  // `data` may go away once write() returns. Throws as sendall() does.
+  detail::WriteOperation write(std::string_view data);
+  // Sends what write() holds; completes when the kernel has taken it (at once if nothing).
+  detail::WriteOperation flush();
+  // Bytes write() holds, not yet sent.
+  std::size_t buffered_output() const noexcept;
+  // write() sends once it holds this many bytes (default 64 KiB; at least 1). Memory per
+  // connection: up to the limit plus one reply.
+  void set_write_buffer_limit(std::size_t bytes) noexcept;
+  std::size_t write_buffer_limit() const noexcept { return state_->write_limit; }
+  static constexpr std::size_t default_write_buffer_limit = 65536;
   Task<void> write_frame(const Codec& codec, std::string_view message);
 
   // --- TLS (docs/adr/0003-transport-model.md) ------------------------------------------------

@@ -33,6 +33,33 @@ inline constexpr int tls_error_base = 1 << 16;
 // The int an operation keeps for `ec` (its errno, or tls_error_base + the ssl_errc).
 int operation_error(const std::error_code& ec) noexcept;
 
+// Connection::write()'s buffer (docs/adr/0005-pipelined-replies.md): replies held back while
+// more requests are already buffered, sent together. Allocated on a connection's first held
+// reply; its bytes are freed whenever they have all gone out, so an idle connection owns none.
+struct WriteBuffer {
+  WriteBuffer() = default;
+  WriteBuffer(const WriteBuffer&) = delete;
+  WriteBuffer& operator=(const WriteBuffer&) = delete;
+  ~WriteBuffer() { EventLoop::forget_wait(flusher); }
+
+  std::string_view pending() const noexcept { return std::string_view(bytes).substr(sent); }
+  // `n` more bytes went out; frees the bytes when none are left.
+  void advance(std::size_t n) noexcept {
+    sent += n;
+    if (sent >= bytes.size()) drop();
+  }
+  void drop() noexcept {
+    std::string().swap(bytes);
+    sent = 0;
+  }
+
+  std::string bytes;
+  std::size_t sent = 0;  // bytes at the front already sent
+  // Sends the rest on writability when a read had to wait while bytes were left and the kernel
+  // would not take them at once (IoOperation::begin); no coroutine waits on it.
+  IoWaiter flusher;
+};
+
 // A connection's state, on the heap so its address stays fixed while the loop refers to it.
 struct ConnectionState : IoState {
   Socket sock;
@@ -45,7 +72,9 @@ struct ConnectionState : IoState {
   ServerStats* stats = nullptr;  // the server's, credited with the byte counts at close
   // Set by the server from a PROXY header; a pointer, as most connections never have one.
   std::unique_ptr<Address> peer_override;
-  bool eof = false;  // a read has seen the end of the stream
+  std::unique_ptr<WriteBuffer> out;   // write()'s held replies; nullptr until the first
+  bool eof = false;                   // a read has seen the end of the stream
+  std::uint32_t write_limit = 65536;  // write() sends once this many bytes are held
 };
 
 // The common part of the awaitable operations: suspend on the connection's descriptor until
@@ -178,10 +207,27 @@ class SendOperation : public IoOperation {
   ~SendOperation();
   void await_resume() { check("sendall"); }
 
- private:
+ protected:
+  // What write() holds goes first (WriteBuffer), then rest_: replies leave in order.
   static bool attempt(IoWaiter& self);
   std::string_view rest_;
   bool in_flight_ = false;  // a queued send has not completed yet
+};
+
+// write() and flush(): sends what the connection holds, then `data` (without copying it, when
+// nothing is held); or, when `send` is false, completes at once without a syscall (write()
+// held the bytes).
+class WriteOperation : public SendOperation {
+ public:
+  WriteOperation(ConnectionState& c, std::string_view data, bool send) noexcept
+      : SendOperation(c, data), send_(send) {}
+  bool await_ready() const noexcept { return !send_; }
+  void await_resume() {
+    if (send_) check("write");
+  }
+
+ private:
+  bool send_;
 };
 
 // sendall(BufferLease&&): sends from the caller's lease, which stays where it is (in the
