@@ -11,8 +11,15 @@
 #include "sys/unix_file.hpp"
 #include "tls/handshake_report.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
 #include <stdexcept>
 
 namespace sockserv {
@@ -58,6 +65,15 @@ std::pair<Request, Address> TCPServer::get_request() {
   return {Request(std::move(connection)), std::move(address)};
 }
 
+namespace {
+// True when nothing (not even the peer's FIN) has arrived on a new connection yet.
+bool silent(Socket& sock) {
+  char byte = 0;
+  const ssize_t n = ::recv(sock.fileno(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+}  // namespace
+
 void TCPServer::server_activate() {
   socket.listen(request_queue_size);
   // A readiness report can go stale before accept() runs (the client reset meanwhile); a
@@ -70,6 +86,11 @@ void TCPServer::apply_dead_peer_detection() {
   // Accepted connections inherit these from the listening socket (Linux copies them on accept),
   // so they cost nothing per connection.
   if (!server_address.is_inet()) return;
+  if (first_bytes_timeout) {
+    const auto whole_seconds = std::chrono::ceil<std::chrono::seconds>(*first_bytes_timeout);
+    socket.setsockopt(IPPROTO_TCP, TCP_DEFER_ACCEPT,
+                      static_cast<int>(std::max<std::int64_t>(1, whole_seconds.count())));
+  }
   if (keepalive) socket.set_keepalive(*keepalive);
   if (tcp_user_timeout) socket.set_user_timeout(*tcp_user_timeout);
 }
@@ -113,6 +134,14 @@ void TCPServer::finish_request(Request& request, const Address& client_address) 
 }
 
 bool TCPServer::admit_request(Request& request, const Address& client_address) {
+  if (first_bytes_timeout && !request.is_datagram() && server_address.is_inet() &&
+      silent(request.socket())) {
+    // TCP_DEFER_ACCEPT let it through only because its time ran out.
+    ServerStats::add(stats.timed_out);
+    log(LogLevel::info, "closing " + client_address.to_string() + ": nothing received within " +
+                            "the first-bytes timeout");
+    return false;
+  }
   if (!proxy_protocol || request.is_datagram()) {
     return BaseServer::admit_request(request, client_address);
   }

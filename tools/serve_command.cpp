@@ -165,7 +165,7 @@ void add_serve_command(CLI::App& app, int& exit_status) {
       ->check(CLI::Range(1, 4096));
   cmd->add_option("--max-connections", o->max_connections,
                   "Requests handled at once; at the limit the server stops accepting until one "
-                  "ends (default: threading 1024, async 65536, forking 40 children)");
+                  "ends (default: threading 1024, async 65536, forking 256 children)");
   cmd->add_option("--max-packet-size", o->max_packet_size,
                   "Datagram servers (--udp, --unix-dgram), every mode: the largest datagram "
                   "served, in bytes; a larger one is dropped and logged (65507: the largest "
@@ -175,6 +175,12 @@ void add_serve_command(CLI::App& app, int& exit_status) {
   cmd->add_option("--timeout", o->timeout,
                   "Seconds a connection may stall (each call, and each line as a whole); 0: none")
       ->default_val(60)
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--first-bytes-timeout", o->first_bytes_timeout,
+                  "TCP: seconds a new connection may stay silent before a thread or child is "
+                  "spent on it (the kernel holds it back: TCP_DEFER_ACCEPT, rounded up to 1, 3, "
+                  "7, 15, 31 s...); still silent, it is closed; 0: off (default: 10 in forking "
+                  "mode, off otherwise and for the daytime handler, where the server speaks first)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--grace", o->grace, "Seconds in-flight requests get to finish at shutdown")
       ->default_val(10)

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace sockserv::tool {
@@ -27,8 +28,11 @@ struct ServeOptions {
   // Datagram servers, every mode: larger datagrams are dropped and logged. 65,507 is the
   // largest UDP payload over IPv4.
   std::size_t max_packet_size = 65507;
-  double timeout = 60;        // seconds each connection may stall; 0: no limit
-  double grace = 10;          // seconds in-flight requests get at shutdown
+  double timeout = 60;  // seconds each connection may stall; 0: no limit
+  double grace = 10;    // seconds in-flight requests get at shutdown
+  // Seconds a new TCP connection may stay silent before a thread or child is spent on it
+  // (TCP_DEFER_ACCEPT); unset: 10 in forking mode with a client-first handler, else off.
+  std::optional<double> first_bytes_timeout;
   double stats_interval = 0;  // seconds between counter reports; 0: none
   bool reuse_port = false;
   bool listener_per_loop = false;  // async: a SO_REUSEPORT socket per event loop

@@ -77,8 +77,18 @@ ServerControl start(std::shared_ptr<Server> server, const ServeOptions& o,
   if constexpr (requires { server->connection_timeout; }) {
     server->connection_timeout = o.timeout > 0 ? Timeout(seconds(o.timeout)) : Timeout{};
   }
+  if constexpr (requires { server->first_bytes_timeout; }) {
+    // Forking mode: idle connections must not occupy the children (a child per connection is
+    // the scarce resource), unless the server speaks first.
+    const bool forking = requires { server->max_children; };
+    const double wanted =
+        o.first_bytes_timeout.value_or(forking && o.handler != "daytime" ? 10.0 : 0.0);
+    if (wanted > 0) server->first_bytes_timeout = Timeout(seconds(wanted));
+  }
   if constexpr (requires { server->max_children; }) {
-    if (o.max_connections) server->max_children = o.max_connections;
+    // Python's 40 children is far too few for a server on the internet: 40 slow clients fill
+    // them. The command's default is 256 (docs/OPERATIONS.md, "Who may connect").
+    server->max_children = o.max_connections ? o.max_connections : 256;
   } else if (o.max_connections) {
     server->max_connections = o.max_connections;
   }

@@ -249,6 +249,14 @@ class TCPServer : public BaseServer {
   // later), and TCP_USER_TIMEOUT, the longest sent data may stay unacknowledged. nullopt: off.
   std::optional<KeepAlive> keepalive = KeepAlive{};
   std::optional<std::chrono::milliseconds> tcp_user_timeout = std::chrono::seconds(60);
+  // How long a new TCP connection may stay silent before the server spends anything on it:
+  // the kernel keeps it out of accept() until its first bytes arrive (Linux TCP_DEFER_ACCEPT),
+  // for this long rounded up to the SYN-ACK retransmission schedule (1, 3, 7, 15, 31 s...);
+  // one still silent then is closed at accept, before a thread or child is spent (counted in
+  // stats.timed_out). So idle connections cannot occupy a forking server's children. Only for
+  // protocols where the client speaks first (not daytime, SMTP, ...). Set it before
+  // bind_and_activate(), like keepalive. nullopt: off (Python).
+  Timeout first_bytes_timeout;
   // Expect a PROXY protocol v1/v2 header (HAProxy, nginx `proxy_protocol on`) at the start of
   // every connection: client_address becomes the real client's. A missing or malformed header
   // closes that connection only (logged, counted in stats.rejected).

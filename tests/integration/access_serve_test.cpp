@@ -207,6 +207,32 @@ TEST_P(AccessServeTest, DatagramsFromDeniedClientsAreDropped) {
 INSTANTIATE_TEST_SUITE_P(Modes, AccessServeTest,
                          testing::Values("sync", "threading", "pool", "forking", "async"));
 
+// Issue 11, forking mode under load: idle connections (more than there are children) do not
+// occupy the children, so a fresh client is served at once; the kernel holds the silent ones
+// back (TCP_DEFER_ACCEPT) and the server closes them, unforked, when their time is up.
+TEST(ForkingUnderLoadTest, IdleConnectionsDoNotOccupyTheChildren) {
+  test::Process proc({SOCKSERV_EXE, "serve", "--tcp", "127.0.0.1:0", "--mode", "forking",
+                      "--max-connections", "4", "--first-bytes-timeout", "1", "--handler", "whoami",
+                      "--stats", "30"});
+  const auto banner = proc.read_line(20s);
+  ASSERT_TRUE(banner && banner->starts_with("listening on ")) << proc.err();
+  const Address address = Address::parse(banner->substr(13));
+  std::vector<Socket> idle;
+  for (int i = 0; i < 20; ++i) idle.push_back(test::connect_to(address, 20s));
+  {
+    auto fresh = connect_from("127.0.0.2", address);
+    EXPECT_EQ(ask(fresh).value_or("refused").substr(0, 10), "127.0.0.2:");
+  }
+  // The idle ones are closed without a reply once the kernel lets them through (about 1-3 s;
+  // each recv waits up to 20 s, the watchdog of this test, not an assertion on the time).
+  for (auto& sock : idle) EXPECT_EQ(sock.recv(16), "");
+  proc.kill(SIGTERM);
+  EXPECT_EQ(proc.wait(20s), 0) << proc.err();
+  proc.read_to_eof(5s);
+  EXPECT_EQ(last_value(proc.err(), "timed_out"), 20) << proc.err();
+  EXPECT_EQ(last_value(proc.err(), "accepted"), 21) << proc.err();
+}
+
 TEST(AccessServeOptionsTest, ABadRangeIsOneClearLine) {
   test::Process proc({SOCKSERV_EXE, "serve", "--tcp", "127.0.0.1:0", "--deny", "10.0.0.1/8"});
   EXPECT_EQ(proc.wait(20s), 1);
