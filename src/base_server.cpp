@@ -181,12 +181,9 @@ void BaseServer::report_request_error(Request& request, const Address& client_ad
     ServerStats::add(stats.timed_out);
     log(LogLevel::info,
         "connection from " + client_address.to_string() + " timed out (" + e.what() + ")");
-  } catch (const SSLEOFError& e) {
-    // The client closed TCP without TLS's close_notify while the handler read: common (many
-    // clients just close), but what arrived may be cut short, so the handler got an exception.
-    log(LogLevel::info, "connection from " + client_address.to_string() +
-                            " ended without TLS close_notify (" + e.what() + ")");
   } catch (...) {
+    // A peer that reset or left mid-request is not the handler's failure: one line, counted.
+    if (sys::report_peer_gone(error, client_address, stats)) return;
     ServerStats::add(stats.handler_errors);
     try {
       handle_error(request, client_address, error);

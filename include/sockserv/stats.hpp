@@ -25,9 +25,13 @@ struct ServerStatsSnapshot {
   // address rules or for a PROXY header from an untrusted peer, `limited` by a per-client limit.
   std::uint64_t denied = 0;
   std::uint64_t limited = 0;
+  // Requests ended because the peer went away: reset, broken pipe, closed mid-message, or TLS
+  // ended without close_notify (logged at info, not through handle_error).
+  std::uint64_t peer_resets = 0;
   // "accepted=12 active=1 rejected=0 timed_out=0 bytes_in=... handler_errors=0 accept_errors=0",
   // then "tls_handshakes=... tls_failures=..." when a TLS connection was seen and "dropped=..."
-  // when a reply was dropped, "denied=... limited=..." when the access policy refused someone
+  // when a reply was dropped, "denied=... limited=..." when the access policy refused someone,
+  // "peer_resets=..." when a peer went away mid-request
   std::string to_string() const;
 };
 
@@ -45,6 +49,7 @@ struct ServerStats {
   std::atomic<std::uint64_t> dropped{0};
   std::atomic<std::uint64_t> denied{0};
   std::atomic<std::uint64_t> limited{0};
+  std::atomic<std::uint64_t> peer_resets{0};
 
   static void add(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) noexcept {
     counter.fetch_add(n, std::memory_order_relaxed);

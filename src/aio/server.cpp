@@ -102,13 +102,10 @@ void AsyncServerBase::report_task_error(const Address& client_address,
     ServerStats::add(stats.timed_out);
     log(LogLevel::info,
         "connection from " + client_address.to_string() + " timed out (" + e.what() + ")");
-  } catch (const SSLEOFError& e) {
-    // As the blocking servers: the client closed without close_notify (common); the handler
-    // was told by the exception, the log says it in a line.
-    log(LogLevel::info, "connection from " + client_address.to_string() +
-                            " ended without TLS close_notify (" + e.what() + ")");
   } catch (const std::system_error& e) {
     if (detail::is_cancellation(e)) return;
+    // As the blocking servers: a peer that reset or left mid-request is one line, counted.
+    if (sys::report_peer_gone(error, client_address, stats)) return;
     ServerStats::add(stats.handler_errors);
     handle_error(client_address, error);
   } catch (...) {
@@ -371,6 +368,7 @@ void AsyncTCPServer::start_connection(Worker& w, Socket sock, const Address& pee
       [&](CancelState& owner) {
         Connection conn(std::move(sock));
         conn.settimeout(connection_timeout);
+        conn.set_idle_timeout(idle_timeout);
         conn.set_owner(&owner);  // the task is cancelled if the peer hangs up while it works
         conn.set_stats(&stats);  // the connection adds its byte counts when it closes
         if (auto context = ssl_context()) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "sys/report.hpp"
 
+#include <sockserv/error.hpp>
 #include <sockserv/log.hpp>
 
 #include <cxxabi.h>
@@ -32,6 +33,30 @@ std::string describe_exception(std::exception_ptr error) {
   } catch (...) {
     const auto* type = abi::__cxa_current_exception_type();
     return type ? demangle(type->name()) : "unknown exception";
+  }
+}
+
+bool report_peer_gone(const std::exception_ptr& error, const Address& client_address,
+                      ServerStats& stats) noexcept {
+  try {
+    std::rethrow_exception(error);
+  } catch (const SSLEOFError& e) {
+    // The client closed TCP without TLS's close_notify while the handler read: common (many
+    // clients just close), but what arrived may be cut short, so the handler got an exception.
+    ServerStats::add(stats.peer_resets);
+    log(LogLevel::info, "connection from " + client_address.to_string() +
+                            " ended without TLS close_notify (" + e.what() + ")");
+    return true;
+  } catch (const ConnectionError& e) {
+    // A refused connect() is a ConnectionError too (Python's ConnectionRefusedError), but it is
+    // the handler's own outgoing connection failing: a real error.
+    if (!is_connection_lost(e.code())) return false;
+    ServerStats::add(stats.peer_resets);
+    log(LogLevel::info,
+        "connection from " + client_address.to_string() + " lost by the peer (" + e.what() + ")");
+    return true;
+  } catch (...) {
+    return false;
   }
 }
 

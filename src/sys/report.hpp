@@ -2,10 +2,21 @@
 // Reporting through the logger (log.hpp): warnings, and handle_error's banner at error level.
 #pragma once
 
+#include <sockserv/address.hpp>
+#include <sockserv/stats.hpp>
+
 #include <exception>
 #include <string>
 
 namespace sockserv::sys {
+
+// The exception boundary's test for "the peer went away": a ConnectionError for a lost
+// connection (ECONNRESET, EPIPE, ECONNABORTED, ENOTCONN, closed mid-message) or an SSLEOFError
+// (TLS ended without close_notify). When `error` is one, logs one info line naming the client,
+// counts it in stats.peer_resets and returns true; otherwise false (a real failure, for
+// handle_error). Never throws.
+bool report_peer_gone(const std::exception_ptr& error, const Address& client_address,
+                      ServerStats& stats) noexcept;
 
 // Logs `line` at warning level.
 void report_line(const std::string& line) noexcept;
