@@ -41,11 +41,16 @@ std::size_t BytesIO::write(std::string_view bytes) {
 
 void StreamRequestHandler::setup() {
   auto& sock = connection();
-  if (timeout) sock.settimeout(timeout);
+  if (timeout) {
+    // Python's attribute: every wait, idle or not, is bounded by it.
+    sock.settimeout(timeout);
+    if (request.idle_timeout()) request.set_idle_timeout(timeout);
+  }
   if (disable_nagle_algorithm) sock.set_nodelay(true);
   const auto read_size = rbufsize < 0 ? SocketFile::default_buffer_size
                                       : static_cast<std::size_t>(std::max(rbufsize, 1));
   rfile = SocketFile(sock, read_size);
+  if (request.idle_timeout()) rfile.set_idle_timeout(*request.idle_timeout());
   wfile = SocketFile(sock, SocketFile::default_buffer_size, static_cast<std::size_t>(wbufsize));
   // A buffered wfile is flushed whenever rfile must wait for the peer: pipelined replies go out
   // together, and a reply never waits in the buffer while the peer waits for it.

@@ -371,6 +371,26 @@ std::size_t Socket::recv_into_until(std::span<char> buffer, Clock::time_point un
   return static_cast<std::size_t>(n);
 }
 
+std::size_t Socket::recv_into_idle(std::span<char> buffer, Timeout idle) {
+  if (!getblocking()) return recv_into(buffer);
+  auto until = deadline_;
+  const auto now = Clock::now();
+  if (idle && *idle < until - now) until = now + std::max(*idle, std::chrono::nanoseconds(0));
+  // A timed socket waits under its kernel timer (or in poll() under a layer) as any call, only
+  // for longer: the timer installed for the socket's timeout is shorter, so it wakes the call
+  // early, io_call sees time left and installs the longer one. That costs a setsockopt only on
+  // a wait that outlasts the socket's timeout, i.e. on a connection that really was idle.
+  if (!plain_blocking()) {
+    std::error_code ec;
+    const auto n = transfer(Direction::receive, buffer, {}, 0, wait_mode(), until, ec);
+    if (ec) fail_transfer(ec, "recv");
+    return static_cast<std::size_t>(n);
+  }
+  // Bare: the plain call, or a wait in poll() that leaves no kernel timer behind.
+  if (until == Clock::time_point::max()) return recv_into(buffer);
+  return recv_into_until(buffer, until);
+}
+
 std::string Socket::recv(std::size_t bufsize, int flags) {
   std::string out(bufsize, '\0');
   out.resize(recv_into(out, flags));

@@ -56,6 +56,15 @@ bool SocketFile::fill() {
   return n > 0;
 }
 
+void SocketFile::await_input() {
+  if (!idle_ || !in_.empty() || eof_ || call_deadline_) return;
+  auto room = in_.prepare(read_chunk_);
+  const auto n = sock_->recv_into_idle(room.first(std::min(room.size(), read_chunk_)), *idle_);
+  if (n == 0) eof_ = true;
+  bytes_received_ += n;
+  in_.commit(n);
+}
+
 std::size_t SocketFile::receive(std::span<char> into) {
   if (eof_) return 0;
   if (flush_first_ != nullptr) flush_first_->flush();  // the input ran dry: replies go first
@@ -67,6 +76,7 @@ std::size_t SocketFile::receive(std::span<char> into) {
 }
 
 std::string SocketFile::read(std::size_t n) {
+  if (n > 0) await_input();
   const WholeCallDeadline deadline(*sock_, call_deadline_);
   while (in_.size() < n && fill()) {
   }
@@ -86,6 +96,7 @@ std::string SocketFile::read_exact(std::size_t n) {
 }
 
 std::string SocketFile::read1(std::size_t n) {
+  await_input();
   if (in_.empty()) fill();
   const auto take = std::min(n, in_.size());
   std::string out(in_.data(), take);
@@ -95,6 +106,7 @@ std::string SocketFile::read1(std::size_t n) {
 
 std::size_t SocketFile::readinto1(std::span<char> into) {
   if (into.empty()) return 0;
+  await_input();
   // Python's BufferedReader does the same: a read as large as the buffer bypasses it.
   if (in_.empty() && into.size() >= read_chunk_) return receive(into);
   if (in_.empty()) fill();
@@ -105,6 +117,7 @@ std::size_t SocketFile::readinto1(std::span<char> into) {
 }
 
 std::string SocketFile::read_to_eof(std::size_t limit) {
+  await_input();
   const WholeCallDeadline deadline(*sock_, call_deadline_);
   while (fill()) {
     if (in_.size() > limit) {
@@ -116,6 +129,7 @@ std::string SocketFile::read_to_eof(std::size_t limit) {
 }
 
 std::string SocketFile::readline(std::size_t max_len) {
+  await_input();
   // Search only the bytes not searched before, so a line arriving one byte at a time costs
   // linear, not quadratic, time; and the whole line must come within the socket's timeout.
   const WholeCallDeadline deadline(*sock_, call_deadline_);

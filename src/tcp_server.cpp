@@ -59,10 +59,20 @@ void TCPServer::server_close() {
   socket.close();
 }
 
+std::string Request::recv(std::size_t bufsize) {
+  if (!idle_ || is_datagram()) return socket().recv(bufsize);
+  std::string out(bufsize, '\0');
+  out.resize(socket().recv_into_idle(out, *idle_));
+  return out;
+}
+
 std::pair<Request, Address> TCPServer::get_request() {
   auto [connection, address] = socket.accept();
-  if (connection_timeout && socket_type == SOCK_STREAM) connection.settimeout(connection_timeout);
-  return {Request(std::move(connection)), std::move(address)};
+  if (socket_type != SOCK_STREAM) return {Request(std::move(connection)), std::move(address)};
+  if (connection_timeout) connection.settimeout(connection_timeout);
+  Request request(std::move(connection));
+  request.set_idle_timeout(idle_timeout);
+  return {std::move(request), std::move(address)};
 }
 
 namespace {

@@ -58,10 +58,14 @@ RequestHandlerFactory stream_handler(std::string_view name) {
       // threads taking turns on a CPU was 1.5-2 % of the CPU per message (docs/BENCHMARKS.md).
       // setup() has applied the timeout; the byte counts go to the stats as rfile/wfile's would.
       // 16 KiB on the stack costs only the pages a message touches.
+      // Every read is a wait for the client's next bytes, so it is under the idle timeout (a
+      // timed socket still waits under its kernel timer: no extra syscall per message).
       Socket& sock = self.connection();
+      const auto idle = self.request.idle_timeout();
       ByteCounts counts(self.server.stats);
       char chunk[16384];
-      for (std::size_t n; (n = sock.recv_into(chunk)) > 0;) {
+      for (std::size_t n;
+           (n = idle ? sock.recv_into_idle(chunk, *idle) : sock.recv_into(chunk)) > 0;) {
         counts.in += n;
         sock.sendall({chunk, n});
         counts.out += n;

@@ -173,8 +173,14 @@ void add_serve_command(CLI::App& app, int& exit_status) {
       ->default_val(65507)
       ->check(CLI::Range(1, 16 << 20));
   cmd->add_option("--timeout", o->timeout,
-                  "Seconds a connection may stall (each call, and each line as a whole); 0: none")
-      ->default_val(60)
+                  "Seconds a request in progress may stall: each wait once a request has started "
+                  "arriving (each line as a whole) and each write; 0: none")
+      ->default_val(30)
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--idle-timeout", o->idle_timeout,
+                  "Seconds a connection may wait for its next request with nothing unread "
+                  "(connection pools keep idle connections for minutes); 0: none")
+      ->default_val(600)
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--first-bytes-timeout", o->first_bytes_timeout,
                   "TCP: seconds a new connection may stay silent before a thread or child is "

@@ -28,8 +28,9 @@ struct ServeOptions {
   // Datagram servers, every mode: larger datagrams are dropped and logged. 65,507 is the
   // largest UDP payload over IPv4.
   std::size_t max_packet_size = 65507;
-  double timeout = 60;  // seconds each connection may stall; 0: no limit
-  double grace = 10;    // seconds in-flight requests get at shutdown
+  double timeout = 30;        // seconds a request in progress may stall; 0: no limit
+  double idle_timeout = 600;  // seconds a connection may wait for its next request; 0: no limit
+  double grace = 10;          // seconds in-flight requests get at shutdown
   // Seconds a new TCP connection may stay silent before a thread or child is spent on it
   // (TCP_DEFER_ACCEPT); unset: 10 in forking mode with a client-first handler, else off.
   std::optional<double> first_bytes_timeout;

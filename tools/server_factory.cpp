@@ -76,6 +76,7 @@ ServerControl start(std::shared_ptr<Server> server, const ServeOptions& o,
   }
   if constexpr (requires { server->connection_timeout; }) {
     server->connection_timeout = o.timeout > 0 ? Timeout(seconds(o.timeout)) : Timeout{};
+    server->idle_timeout = o.idle_timeout > 0 ? Timeout(seconds(o.idle_timeout)) : Timeout{};
   }
   if constexpr (requires { server->first_bytes_timeout; }) {
     // Forking mode: idle connections must not occupy the children (a child per connection is

@@ -88,7 +88,9 @@ class StreamRequestHandler : public BaseRequestHandler {
   // writes are held up to that many bytes and sent whenever rfile has to wait for the peer
   // (SocketFile::flush_before_receive): pipelined requests get their replies in one send.
   int wbufsize = 0;
-  // Socket timeout for this connection (Python: a class attribute, None by default).
+  // Socket timeout for this connection (Python: a class attribute, None by default). When set,
+  // it bounds every wait, idle or mid-request, replacing the server's connection_timeout and
+  // idle_timeout for this connection.
   Timeout timeout;
   bool disable_nagle_algorithm = false;
 

@@ -67,9 +67,16 @@ class Request {
   bool is_datagram() const noexcept { return server_socket_ != nullptr; }
   // The datagram's bytes; empty for a stream request.
   const std::string& packet() const noexcept { return packet_; }
+  // The idle timeout of a stream request (TCPServer::idle_timeout, set by the server); unset for
+  // a Request made by hand, whose reads all wait under the socket's timeout.
+  void set_idle_timeout(Timeout idle) noexcept { idle_ = idle; }
+  const std::optional<Timeout>& idle_timeout() const noexcept { return idle_; }
 
-  // So a stream handler reads as in Python: request.recv(1024), request.sendall(data).
-  std::string recv(std::size_t bufsize) { return socket().recv(bufsize); }
+  // So a stream handler reads as in Python: request.recv(1024), request.sendall(data). On a
+  // stream request from a server, recv() is an idle wait: it may wait up to idle_timeout()
+  // rather than the socket's timeout (it cannot tell a pause between messages from one inside
+  // a message; request.socket().recv() waits under the socket's timeout).
+  std::string recv(std::size_t bufsize);
   std::size_t send(std::string_view data) { return socket().send(data); }
   void sendall(std::string_view data) { socket().sendall(data); }
 
@@ -84,6 +91,7 @@ class Request {
   Socket* server_socket_ = nullptr;
   std::string packet_;
   Admission admission_;
+  std::optional<Timeout> idle_;
 };
 
 // Python's RequestHandlerClass: called once per request, in the thread or process that handles
@@ -239,11 +247,22 @@ class TCPServer : public BaseServer {
   bool allow_reuse_address;
   bool allow_reuse_port = false;  // applied to AF_INET/AF_INET6 only, as in Python
   Socket socket;
-  // The timeout given to each accepted connection: every blocking call, and every buffered read
-  // (rfile.readline()) as a whole, must finish within it, so a client that stalls or trickles
-  // one byte a second is cut off (TimeoutError, counted in stats.timed_out). A handler's own
-  // `timeout` overrides it. Python has none; nullopt restores that.
-  Timeout connection_timeout = std::chrono::seconds(60);
+  // Timeouts of an accepted stream connection (docs/adr/0005-timeout-defaults.md). Python has
+  // neither; nullopt for both restores that, and the bare blocking path.
+  //
+  // connection_timeout: the stalled-request timeout. Once a request has started arriving, every
+  // wait (each blocking call, and each buffered read such as rfile.readline() as a whole) and
+  // every write must finish within it, so a client that stalls mid-request, trickles one byte a
+  // second or stops reading replies is cut off (TimeoutError, counted in stats.timed_out).
+  // Default 30 s (nginx's per-phase timeouts are 60 s; `sockserv serve --timeout`).
+  Timeout connection_timeout = std::chrono::seconds(30);
+  // idle_timeout: how long a connection may wait for its next request with nothing buffered
+  // (a read of rfile, or request.recv(), that finds no unread bytes). Default nullopt: idle
+  // connections stay open, as Python, Redis and Go's http.Server keep them (connection pools
+  // hold idle connections for minutes; dead peers are found by `keepalive` below).
+  //
+  // A handler's own `timeout` (Python's attribute) overrides both: every wait is bounded by it.
+  Timeout idle_timeout;
   // Dead-peer detection for TCP, set on the listening socket and so on every connection:
   // keepalive probes after `idle` of silence (a vanished peer is found ~idle + interval x count
   // later), and TCP_USER_TIMEOUT, the longest sent data may stay unacknowledged. nullopt: off.

@@ -124,6 +124,11 @@ class Socket {
   // set_deadline() it changes nothing on the socket, so another thread may write meanwhile.
   std::size_t recv_into_until(std::span<char> buffer,
                               std::chrono::steady_clock::time_point deadline);
+  // One recv(2) for a reader waiting for the start of a message (an idle connection): it waits
+  // at most `idle` (nullopt: no limit) *instead of* the socket's timeout, which may be shorter;
+  // the socket's deadline still applies. A non-blocking socket does not wait. Changes nothing
+  // on the socket. Throws as recv_into() (TimeoutError when `idle` passes).
+  std::size_t recv_into_idle(std::span<char> buffer, Timeout idle);
   // One recv(2) of at most `bufsize` bytes; empty when the peer has closed.
   std::string recv(std::size_t bufsize, int flags = 0);
   // Exactly `n` bytes (the HOWTO's receive loop). Throws ConnectionError(errc::connection_broken)

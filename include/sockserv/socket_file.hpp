@@ -20,7 +20,9 @@
 //
 // Timeouts: with a socket timeout, each read call (read, read_exact, readline, read_to_eof) must
 // complete within it as a whole, like Socket::recv_exact: a peer that sends one byte a second
-// cannot keep a readline() going forever (TimeoutError).
+// cannot keep a readline() going forever (TimeoutError). In idle mode (set_idle_timeout(), as
+// the servers' rfile) the wait for the first bytes of a call that finds nothing buffered has its
+// own limit, and the call's deadline starts when they arrive.
 //
 // Ownership: does not own the socket, which must outlive the file. Errors are the socket's
 // (error.hpp). Not thread-safe.
@@ -80,6 +82,12 @@ class SocketFile {
   //   for (std::string req; !(req = rfile.readline()).empty();) wfile.write(answer(req));
   // and sends one write per batch of requests that arrived together.
   void flush_before_receive(SocketFile* out) noexcept { flush_first_ = out; }
+  // Idle mode (the servers turn it on; docs/adr/0005-timeout-defaults.md): a read call that
+  // finds nothing buffered waits up to `idle` (nullopt: no limit) for its first bytes, instead
+  // of the socket's timeout; from their arrival the rest of the call runs under the socket's
+  // timeout as usual. So a connection between requests may stay idle for `idle`, while a
+  // request that stalls half-way is cut after the (shorter) socket timeout.
+  void set_idle_timeout(Timeout idle) noexcept { idle_ = idle; }
 
   // Iteration over lines: for (const std::string& line : file.lines()) ...
   class LineRange;
@@ -104,6 +112,9 @@ class SocketFile {
  private:
   // One recv() into the buffer; returns false at EOF.
   bool fill();
+  // In idle mode with nothing buffered: waits (up to the idle timeout) for the first bytes and
+  // buffers them, before the read call's own deadline starts.
+  void await_input();
   // One recv() into `into` (under the read call's deadline, if any); 0 at EOF.
   std::size_t receive(std::span<char> into);
   std::size_t write_buffered(std::string_view data);  // write() when buffering or closed
@@ -120,6 +131,7 @@ class SocketFile {
   std::optional<std::chrono::steady_clock::time_point> call_deadline_;
   std::uint64_t bytes_sent_ = 0;
   SocketFile* flush_first_ = nullptr;  // flushed before each recv() (flush_before_receive)
+  std::optional<Timeout> idle_;  // unset: no idle mode, every wait is under the socket's timeout
 };
 
 class SocketFile::LineRange {

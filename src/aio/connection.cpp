@@ -170,8 +170,13 @@ bool IoOperation::begin() {
   if (is_reader && !c.completion_reads && !c.syscall_reads && c.sock.layer() == nullptr) {
     c.loop->reactor().start_receiving(c);
   }
+  // A read with nothing buffered is an idle wait (between requests) when the connection has an
+  // idle timeout; any other wait is a request's and gets the timeout.
+  const bool idle =
+      is_reader && c.idle_timeout != ConnectionState::no_idle_mode && c.in.empty() && !c.eof;
+  const auto limit = idle ? c.idle_timeout : c.timeout;
   std::optional<Clock::time_point> until;
-  if (c.timeout.count() >= 0) until = Clock::now() + c.timeout;
+  if (limit.count() >= 0) until = Clock::now() + limit;
   return c.loop->wait_io(*this, until);
 }
 
@@ -375,6 +380,10 @@ bool BufferedReadOperation::attempt(IoWaiter& self) {
           return true;
         }
         c.in.release();  // frees it only when empty
+        // The first bytes of a request ended an idle wait: the rest comes under the timeout.
+        if (!c.in.empty() && c.timeout.count() >= 0) {
+          c.loop->shorten_io_deadline(op, Clock::now() + c.timeout);
+        }
         return false;
       }
       if (direct) {

@@ -395,6 +395,16 @@ bool EventLoop::wait_io(IoWaiter& waiter, std::optional<Clock::time_point> deadl
   return true;
 }
 
+void EventLoop::shorten_io_deadline(IoWaiter& waiter, Clock::time_point deadline) {
+  if (deadline >= waiter.deadline) return;
+  waiter.deadline = deadline;
+  auto& timer = waiter.state->deadline_timer;
+  if (!timer.armed() || deadline < timer.deadline) {
+    timer.fire = &EventLoop::on_io_deadline;
+    arm(timer, deadline);
+  }
+}
+
 void EventLoop::dispatch(IoState& state, unsigned events) {
   if (state.has_callback) {
     auto& callback = static_cast<detail::CallbackIoState&>(state);

@@ -85,6 +85,14 @@ class Connection {
     if (state_->timeout.count() < 0) return std::nullopt;
     return state_->timeout;
   }
+  // Idle mode (the servers turn it on with their idle_timeout): a read that finds nothing
+  // buffered is a wait for the next request and may last `idle` (nullopt: no limit) instead of
+  // the timeout; once bytes of a request are buffered, each wait is under the timeout again (a
+  // buffered read that started idle switches when its first bytes arrive).
+  void set_idle_timeout(Timeout idle) noexcept {
+    state_->idle_timeout =
+        idle ? std::max(*idle, std::chrono::nanoseconds::zero()) : std::chrono::nanoseconds(-1);
+  }
 
   // --- Reading
   // ------------------------------------------------------------------------------------- At most

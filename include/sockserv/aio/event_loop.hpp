@@ -172,6 +172,8 @@ class EventLoop {
   // Suspends `waiter` until its descriptor is ready, its timer fires, or its chain is cancelled.
   // Returns false (do not suspend) when the chain is already cancelled: waiter.error is set.
   bool wait_io(detail::IoWaiter& waiter, std::optional<Clock::time_point> deadline);
+  // Moves a waiting waiter's deadline earlier (no-op when `deadline` is not earlier).
+  void shorten_io_deadline(detail::IoWaiter& waiter, Clock::time_point deadline);
   std::size_t pending_timers() const noexcept { return timers_.size(); }
   std::size_t pending_tasks() const noexcept { return roots_.size(); }
 

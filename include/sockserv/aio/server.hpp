@@ -170,10 +170,16 @@ class AsyncTCPServer : public AsyncServerBase {
   virtual bool verify_request(const Address& client_address);
 
   int request_queue_size = SOMAXCONN;
-  // Each connection's timeout, set before the handler runs: every operation, and every buffered
-  // read (readline, read_exact, read_frame) as a whole, must finish within it, so stalled or
-  // trickling clients are cut off (TimeoutError, counted in stats.timed_out). nullopt: none.
-  Timeout connection_timeout = std::chrono::seconds(60);
+  // Each connection's timeouts, set before the handler runs, with the same meaning and defaults
+  // as TCPServer's (docs/adr/0005-timeout-defaults.md); nullopt: none.
+  // connection_timeout, the stalled-request timeout: once a request has started arriving, every
+  // operation, and every buffered read (readline, read_exact, read_frame) as a whole, and every
+  // send must finish within it, so stalled or trickling clients and clients that stop reading
+  // are cut off (TimeoutError, counted in stats.timed_out). Default 30 s.
+  Timeout connection_timeout = std::chrono::seconds(30);
+  // idle_timeout: how long a read that finds nothing buffered (a wait for the next request)
+  // may wait. Default nullopt: idle connections stay, as in Python, Redis and Go.
+  Timeout idle_timeout;
   // Dead-peer detection, as TCPServer's (set on the listening socket, inherited by connections).
   std::optional<KeepAlive> keepalive = KeepAlive{};
   std::optional<std::chrono::milliseconds> tcp_user_timeout = std::chrono::seconds(60);
