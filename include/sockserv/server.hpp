@@ -247,7 +247,7 @@ class TCPServer : public BaseServer {
   bool allow_reuse_address;
   bool allow_reuse_port = false;  // applied to AF_INET/AF_INET6 only, as in Python
   Socket socket;
-  // Timeouts of an accepted stream connection (docs/adr/0005-timeout-defaults.md). Python has
+  // Timeouts of an accepted stream connection (docs/adr/0006-timeout-defaults.md). Python has
   // neither; nullopt for both restores that, and the bare blocking path.
   //
   // connection_timeout: the stalled-request timeout. Once a request has started arriving, every

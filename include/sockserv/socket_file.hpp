@@ -82,7 +82,7 @@ class SocketFile {
   //   for (std::string req; !(req = rfile.readline()).empty();) wfile.write(answer(req));
   // and sends one write per batch of requests that arrived together.
   void flush_before_receive(SocketFile* out) noexcept { flush_first_ = out; }
-  // Idle mode (the servers turn it on; docs/adr/0005-timeout-defaults.md): a read call that
+  // Idle mode (the servers turn it on; docs/adr/0006-timeout-defaults.md): a read call that
   // finds nothing buffered waits up to `idle` (nullopt: no limit) for its first bytes, instead
   // of the socket's timeout; from their arrival the rest of the call runs under the socket's
   // timeout as usual. So a connection between requests may stay idle for `idle`, while a

@@ -171,7 +171,7 @@ class AsyncTCPServer : public AsyncServerBase {
 
   int request_queue_size = SOMAXCONN;
   // Each connection's timeouts, set before the handler runs, with the same meaning and defaults
-  // as TCPServer's (docs/adr/0005-timeout-defaults.md); nullopt: none.
+  // as TCPServer's (docs/adr/0006-timeout-defaults.md); nullopt: none.
   // connection_timeout, the stalled-request timeout: once a request has started arriving, every
   // operation, and every buffered read (readline, read_exact, read_frame) as a whole, and every
   // send must finish within it, so stalled or trickling clients and clients that stop reading

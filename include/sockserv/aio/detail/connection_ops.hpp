@@ -68,7 +68,7 @@ struct ConnectionState : IoState {
   // connection pays for each field here).
   std::chrono::nanoseconds timeout{-1};
   // A read that finds `in` empty waits up to this instead (negative: no limit), unless it is
-  // no_idle_mode: then every wait is under `timeout` (docs/adr/0005-timeout-defaults.md).
+  // no_idle_mode: then every wait is under `timeout` (docs/adr/0006-timeout-defaults.md).
   static constexpr std::chrono::nanoseconds no_idle_mode{-2};
   std::chrono::nanoseconds idle_timeout = no_idle_mode;
   std::uint64_t bytes_in = 0;
