@@ -307,6 +307,7 @@ TEST(AsyncServerErrorTest, ConnectionTimeoutClosesAnIdleConnection) {
                         [](Connection conn) -> Task<void> { (void)co_await conn.readline(); });
   server.threads = 1;
   server.connection_timeout = 50ms;
+  server.idle_timeout = 50ms;  // an idle connection is idle_timeout's since ADR 0006
   Serving serving(server);
   auto sock = connect_to(server.server_address);
   const auto start = SteadyClock::now();

@@ -70,6 +70,7 @@ class ModeServer {
       async_ = std::make_unique<aio::AsyncTCPServer>(test::loopback4(), async_upper, false);
       async_->threads = 2;
       async_->connection_timeout = connection_timeout;
+      async_->idle_timeout = connection_timeout;  // every wait bounded (ADR 0006)
       async_->proxy_protocol = proxy_protocol;
       async_->bind_and_activate();
       thread_ = std::thread([this] { async_->serve_forever(); });
@@ -77,6 +78,7 @@ class ModeServer {
     }
     sync_ = make_sync(mode);
     sync_->connection_timeout = connection_timeout;
+    sync_->idle_timeout = connection_timeout;  // every wait bounded (ADR 0006)
     sync_->proxy_protocol = proxy_protocol;
     sync_->bind_and_activate();
     thread_ = std::thread([this] { sync_->serve_forever(20ms); });
