@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Issue 13 item 3, idle vs stalled-request timeouts (docs/adr/0005-timeout-defaults.md), in
+// Issue 13 item 3, idle vs stalled-request timeouts (docs/adr/0006-timeout-defaults.md), in
 // every mode - sync, threading, pool, forking, async - with real clients on loopback:
 //  - an idle client (nothing unread, between requests) is kept past connection_timeout (the
 //    stalled-request timeout) and dropped after idle_timeout;
