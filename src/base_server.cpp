@@ -148,6 +148,10 @@ void BaseServer::handle_request_noblock() {
   accept_backoff_ = std::chrono::milliseconds(0);
   ServerStats::add(stats.accepted);
   auto& [request, client_address] = next;
+  if (!admit_peer(request)) {
+    close_request(request);  // refused before anything is read: nothing to drain
+    return;
+  }
   if (!admit_request(request, client_address)) {
     shutdown_request(request);
     return;
@@ -217,6 +221,8 @@ bool BaseServer::admit_request(Request& request, const Address& client_address) 
   request.keep_admission(std::move(admission));
   return true;
 }
+
+bool BaseServer::admit_peer(Request&) { return true; }
 
 void BaseServer::process_request(Request& request, const Address& client_address) {
   ServerStats::add(stats.active);

@@ -25,6 +25,8 @@ class SockservCategory final : public std::error_category {
         return "datagram truncated";
       case errc::message_too_large:
         return "message too large";
+      case errc::control_truncated:
+        return "ancillary data truncated: more descriptors than maxfds";
     }
     return "unknown sockserv error";
   }

@@ -9,7 +9,7 @@ ServerStatsSnapshot ServerStats::snapshot() const noexcept {
           timed_out.load(relaxed),      bytes_in.load(relaxed),      bytes_out.load(relaxed),
           handler_errors.load(relaxed), accept_errors.load(relaxed), tls_handshakes.load(relaxed),
           tls_failures.load(relaxed),   dropped.load(relaxed),       denied.load(relaxed),
-          limited.load(relaxed),        peer_resets.load(relaxed)};
+          limited.load(relaxed),        peer_resets.load(relaxed),   denied_credentials.load(relaxed)};
 }
 
 std::string ServerStatsSnapshot::to_string() const {
@@ -26,7 +26,9 @@ std::string ServerStatsSnapshot::to_string() const {
          (denied + limited == 0
               ? ""
               : " denied=" + std::to_string(denied) + " limited=" + std::to_string(limited)) +
-         (peer_resets == 0 ? "" : " peer_resets=" + std::to_string(peer_resets));
+         (peer_resets == 0 ? "" : " peer_resets=" + std::to_string(peer_resets)) +
+         (denied_credentials == 0 ? ""
+                                  : " denied_credentials=" + std::to_string(denied_credentials));
 }
 
 }  // namespace sockserv

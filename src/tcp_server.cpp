@@ -7,6 +7,7 @@
 #include <sockserv/tls/ssl_socket.hpp>
 
 #include "access/gate.hpp"
+#include "credential_check.hpp"
 #include "sys/fd.hpp"
 #include "sys/unix_file.hpp"
 #include "tls/handshake_report.hpp"
@@ -47,10 +48,13 @@ void TCPServer::server_bind() {
     // Linux 6.12.9 refuses SO_REUSEPORT on other families, hence Python's family check.
     if (allow_reuse_port) socket.set_reuse_port(true);
   }
+  detail::require_credential_support(server_address, socket_type, allowed_credentials);
   sys::OwnedSocketFile::prepare(server_address, socket_type);
   socket.bind(server_address);
   server_address = socket.getsockname();  // port 0 becomes the port the kernel chose
   socket_file_->remember(server_address);
+  // Before listen(): until then a connect() is refused, so the default mode is never usable.
+  set_socket_file_permissions(server_address, socket_file_permissions);
 }
 
 void TCPServer::server_close() {
@@ -110,10 +114,17 @@ void TCPServer::adopt_socket(Socket listening) {
   server_address = socket.getsockname();
   address_family = server_address.family();
   socket_type = socket.type();
+  detail::require_credential_support(server_address, socket_type, allowed_credentials);
   if (socket_type == SOCK_STREAM) {
     socket.setblocking(false);
     apply_dead_peer_detection();
   }
+}
+
+bool TCPServer::admit_peer(Request& request) {
+  if (request.is_datagram() || allowed_credentials.empty()) return true;
+  return detail::admit_credentials(request.socket().fileno(), allowed_credentials, server_address,
+                                   stats);
 }
 
 void TCPServer::finish_request(Request& request, const Address& client_address) {

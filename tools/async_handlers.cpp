@@ -39,7 +39,10 @@ Task<void> discard_stream(Connection conn) {
 Task<void> daytime_stream(Connection conn) { co_await conn.sendall(daytime()); }
 
 Task<void> whoami_stream(Connection conn) {
-  const std::string me = conn.peer_address().to_string() + "\n";
+  // Over a Unix socket the peer's credentials (SO_PEERCRED), else its address.
+  const std::string me = (conn.socket().family() == AF_UNIX ? conn.peer_credentials().to_string()
+                                                            : conn.peer_address().to_string()) +
+                         "\n";
   while (!(co_await conn.readline()).empty()) co_await conn.sendall(me);
 }
 

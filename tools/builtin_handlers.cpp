@@ -83,7 +83,10 @@ RequestHandlerFactory stream_handler(std::string_view name) {
     return handler<StreamRequestHandler>([](StreamRequestHandler& self) {
       for (const auto& line : self.rfile.lines()) {
         (void)line;
-        self.wfile.write(self.client_address.to_string() + "\n");
+        self.wfile.write((self.connection().family() == AF_UNIX
+                              ? self.request.peer_credentials().to_string()
+                              : self.client_address.to_string()) +
+                         "\n");
       }
     });
   }

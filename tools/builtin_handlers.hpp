@@ -14,7 +14,8 @@ namespace sockserv::tool {
 // echo: bytes back as they come until EOF (the datagram back).
 // discard: reads and drops everything (RFC 863).
 // daytime: the date and time, then close (RFC 867); a datagram gets it as the reply.
-// whoami: the client's address (after PROXY protocol: the real client's), once per line.
+// whoami: the client's address (after PROXY protocol: the real client's), once per line; over a
+//         Unix stream socket the peer's credentials instead, "pid=N uid=N gid=N".
 // Throws std::invalid_argument for an unknown name.
 RequestHandlerFactory builtin_handler(std::string_view name, bool datagram);
 

@@ -12,6 +12,7 @@
 
 #include <sockserv/error.hpp>
 #include <sockserv/log.hpp>
+#include <sockserv/privileges.hpp>
 #include <sockserv/thread.hpp>
 
 #include <fcntl.h>
@@ -24,7 +25,9 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 
 namespace sockserv::tool {
@@ -86,7 +89,23 @@ int run_serve(const ServeOptions& options) {
   int done_pipe[2];
   if (signal_fd < 0 || ::pipe2(done_pipe, O_CLOEXEC) != 0) throw_errno("signalfd");
 
+  // The user is looked up before binding: an unknown one stops here, with nothing bound.
+  std::optional<UserGroup> user;
+  if (!options.user.empty()) {
+    try {
+      user = lookup_user(options.user);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument("--user " + options.user + ": " + e.what());
+    }
+  }
   auto server = make_server(options);
+  if (user) {
+    // Bound (port 443, a root-owned socket directory) as we started; nothing is served until
+    // the drop has worked. A failure throws: the server is closed and the command exits 1.
+    drop_privileges(*user);
+    log(LogLevel::info, "sockserv serve: running as " + options.user + " (" + user->to_string() +
+                            ", no supplementary groups)");
+  }
   std::cout << "listening on " << server.address.to_string() << std::endl;
 
   std::exception_ptr serve_error;
@@ -210,6 +229,22 @@ void add_serve_command(CLI::App& app, int& exit_status) {
   cmd->add_option("--log-level", o->log_level, "debug | info | warning | error")
       ->check(CLI::IsMember({"debug", "info", "warning", "error"}))
       ->default_val("info");
+  cmd->add_option("--unix-mode", o->unix_mode,
+                  "Unix path socket: the socket file's mode, octal (e.g. 660), set before listen");
+  cmd->add_option("--unix-owner", o->unix_owner,
+                  "Unix path socket: the socket file's owner USER[:GROUP] (names or ids), set "
+                  "before listen");
+  cmd->add_option("--allow-uid", o->allow_uids,
+                  "Unix stream socket: serve only peers with this uid (SO_PEERCRED) or an "
+                  "allowed gid; others are closed before the handler runs (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--allow-gid", o->allow_gids,
+                  "Unix stream socket: serve only peers with this gid or an allowed uid "
+                  "(repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--user", o->user,
+                  "Bind, then become USER[:GROUP] (supplementary groups cleared) before serving; "
+                  "a failed drop exits with an error");
   add_server_tls_options(*cmd, o->tls);
   add_access_options(*cmd, o->access);
   cmd->callback([o, &exit_status] {

@@ -12,6 +12,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include <sys/types.h>
 
 namespace sockserv::tool {
 
@@ -43,6 +46,14 @@ struct ServeOptions {
   std::string log_level = "info";
   ServerTlsOptions tls;
   AccessOptions access;
+  // Unix sockets: the socket file's mode (octal text, "" keeps the umask's) and owner
+  // (USER[:GROUP], "" keeps ours); the peers served (SO_PEERCRED uid or gid; empty: all).
+  std::string unix_mode;
+  std::string unix_owner;
+  std::vector<uid_t> allow_uids;
+  std::vector<gid_t> allow_gids;
+  // USER[:GROUP] to become once bound and before serving ("": stay).
+  std::string user;
 };
 
 // What run_serve needs of a server: the framework's and the event loop's alike.

@@ -8,6 +8,7 @@
 #include <sockserv/aio/server.hpp>
 #include <sockserv/log.hpp>
 #include <sockserv/mixins.hpp>
+#include <sockserv/privileges.hpp>
 #include <sockserv/server.hpp>
 
 #include <sys/socket.h>
@@ -55,6 +56,50 @@ ServerControl control_of(std::shared_ptr<Server> server) {
   c.stats = [s = server.get()] { return s->stats.snapshot().to_string(); };
   c.owner = std::move(server);
   return c;
+}
+
+// --unix-mode and --unix-owner as the library's permissions.
+SocketFilePermissions file_permissions(const ServeOptions& o) {
+  SocketFilePermissions p;
+  if (!o.unix_mode.empty()) {
+    std::size_t used = 0;
+    unsigned long mode = 0;
+    try {
+      mode = std::stoul(o.unix_mode, &used, 8);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != o.unix_mode.size() || mode > 07777) {
+      throw std::invalid_argument("--unix-mode " + o.unix_mode + ": not an octal mode (e.g. 660)");
+    }
+    p.mode = static_cast<mode_t>(mode);
+  }
+  if (!o.unix_owner.empty()) {
+    try {
+      const auto who = lookup_user(o.unix_owner);
+      p.owner = who.uid;
+      if (who.explicit_group) p.group = who.gid;  // USER alone keeps the group, as chown(1)
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument("--unix-owner " + o.unix_owner + ": " + e.what());
+    }
+  }
+  return p;
+}
+
+// The Unix socket options, on the servers that have them; refused where they cannot apply.
+template <class Server>
+void apply_unix_options(Server& server, const ServeOptions& o) {
+  const bool credentials = !o.allow_uids.empty() || !o.allow_gids.empty();
+  if constexpr (requires { server.allowed_credentials; }) {
+    server.allowed_credentials = {o.allow_uids, o.allow_gids};
+  } else if (credentials) {
+    throw std::invalid_argument("--allow-uid/--allow-gid need a Unix stream socket (--unix)");
+  }
+  auto permissions = file_permissions(o);
+  if (!permissions.empty() && !server.server_address.is_unix()) {
+    throw std::invalid_argument("--unix-mode/--unix-owner need a Unix socket path (--unix)");
+  }
+  server.socket_file_permissions = permissions;
 }
 
 // Applies the options every kind of server shares, then binds or adopts `inherited`.
@@ -105,6 +150,7 @@ ServerControl start(std::shared_ptr<Server> server, const ServeOptions& o,
   }
   if constexpr (requires { server->max_packet_size; }) server->max_packet_size = o.max_packet_size;
   server->shutdown_grace = seconds(o.grace);
+  apply_unix_options(*server, o);
   std::function<void()> reload;
   constexpr bool datagram =
       std::is_base_of_v<UDPServer, Server> || std::is_base_of_v<aio::AsyncUDPServer, Server>;
@@ -119,6 +165,11 @@ ServerControl start(std::shared_ptr<Server> server, const ServeOptions& o,
     }
   }
   if (inherited) {
+    if (!server->socket_file_permissions.empty()) {
+      throw std::invalid_argument(
+          "--unix-mode/--unix-owner: the socket is inherited, set its "
+          "mode where it is made (systemd: SocketMode=, SocketUser=)");
+    }
     server->adopt_socket(std::move(*inherited));
   } else {
     server->bind_and_activate();

@@ -33,6 +33,7 @@ enum class errc {
   malformed_frame,        // a frame header that cannot be parsed (bad digits, unknown type byte)
   datagram_truncated,     // a datagram was larger than the receive buffer (MSG_TRUNC)
   message_too_large,      // read to EOF found more than the limit
+  control_truncated,      // recv_fds: the descriptors did not fit (MSG_CTRUNC); none is kept
 };
 
 const std::error_category& error_category() noexcept;

@@ -33,6 +33,7 @@
 #include <sockserv/socket.hpp>
 #include <sockserv/stats.hpp>
 #include <sockserv/tls/ssl_context.hpp>
+#include <sockserv/unix_credentials.hpp>
 
 #include <sys/types.h>
 
@@ -71,6 +72,9 @@ class Request {
   // a Request made by hand, whose reads all wait under the socket's timeout.
   void set_idle_timeout(Timeout idle) noexcept { idle_ = idle; }
   const std::optional<Timeout>& idle_timeout() const noexcept { return idle_; }
+  // The peer's pid, uid and gid (SO_PEERCRED) on a Unix stream connection, in every mode
+  // (unix_credentials.hpp). Throws SocketError for another family or a datagram request.
+  PeerCredentials peer_credentials() const { return sockserv::peer_credentials(connection_); }
 
   // So a stream handler reads as in Python: request.recv(1024), request.sendall(data). On a
   // stream request from a server, recv() is an idle wait: it may wait up to idle_timeout()
@@ -128,7 +132,7 @@ class BaseServer {
 
   // Call graph, as in Python (handle_request() is the top-level call for one request):
   //   serve_forever / handle_request
-  //     -> get_request -> verify_request -> process_request
+  //     -> get_request -> admit_peer -> admit_request -> verify_request -> process_request
   //          process_request -> finish_request (runs the handler) -> shutdown_request
   //                                                   shutdown_request -> close_request
   //     on an exception from process_request: handle_error, then shutdown_request
@@ -142,6 +146,11 @@ class BaseServer {
   virtual std::pair<Request, Address> get_request() = 0;
   // Return false to refuse the request (it is then shut down). Default: true.
   virtual bool verify_request(Request& request, const Address& client_address);
+  // The server's own admission rules, checked right after accept and before verify_request
+  // (so an override of verify_request cannot skip them): false closes the request at once,
+  // before any byte is read or any thread or child is spent on it; the rule logs and counts.
+  // Default: true; TCPServer checks allowed_credentials. May be extended (call Base::).
+  virtual bool admit_peer(Request& request);
   // Default: finish_request(), then shutdown_request().
   virtual void process_request(Request& request, const Address& client_address);
   // Runs the handler.
@@ -225,6 +234,8 @@ class TCPServer : public BaseServer {
   void server_activate() override;
   void server_close() override;
   std::pair<Request, Address> get_request() override;
+  // Checks allowed_credentials (stream requests).
+  bool admit_peer(Request& request) override;
   // Reads the PROXY header first when proxy_protocol is on.
   void finish_request(Request& request, const Address& client_address) override;
   // shutdown(SHUT_WR), discard unread input already received (closing with unread input would
@@ -280,6 +291,13 @@ class TCPServer : public BaseServer {
   // every connection: client_address becomes the real client's. A missing or malformed header
   // closes that connection only (logged, counted in stats.rejected).
   bool proxy_protocol = false;
+  // Unix stream servers: which peers are served, by their SO_PEERCRED uid or gid (empty: all).
+  // Others are closed right after accept, logged, counted in stats.denied_credentials. Set
+  // before bind_and_activate(), which refuses a non-empty list on another kind of socket.
+  CredentialAllowList allowed_credentials;
+  // Unix path servers: the socket file's mode and owner, set by server_bind() after bind and
+  // before listen, so no client connects while the file has the default mode.
+  SocketFilePermissions socket_file_permissions;
 
   // Takes an already bound, listening socket (systemd socket activation, inetd) instead of
   // binding: construct with bind_and_activate = false, then call this.

@@ -28,10 +28,14 @@ struct ServerStatsSnapshot {
   // Requests ended because the peer went away: reset, broken pipe, closed mid-message, or TLS
   // ended without close_notify (logged at info, not through handle_error).
   std::uint64_t peer_resets = 0;
+  // Unix peers closed after accept because their credentials are not on the allow list (also
+  // counted in rejected).
+  std::uint64_t denied_credentials = 0;
   // "accepted=12 active=1 rejected=0 timed_out=0 bytes_in=... handler_errors=0 accept_errors=0",
   // then "tls_handshakes=... tls_failures=..." when a TLS connection was seen and "dropped=..."
   // when a reply was dropped, "denied=... limited=..." when the access policy refused someone,
-  // "peer_resets=..." when a peer went away mid-request
+  // "peer_resets=..." when a peer went away mid-request, "denied_credentials=..." when a Unix
+  // peer was refused
   std::string to_string() const;
 };
 
@@ -50,6 +54,7 @@ struct ServerStats {
   std::atomic<std::uint64_t> denied{0};
   std::atomic<std::uint64_t> limited{0};
   std::atomic<std::uint64_t> peer_resets{0};
+  std::atomic<std::uint64_t> denied_credentials{0};
 
   static void add(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) noexcept {
     counter.fetch_add(n, std::memory_order_relaxed);

@@ -11,6 +11,7 @@
 #include "access/gate.hpp"
 #include "aio/reactor.hpp"
 #include "aio/server_worker.hpp"
+#include "credential_check.hpp"
 #include "sys/fd.hpp"
 #include "sys/report.hpp"
 #include "sys/unix_file.hpp"
@@ -71,6 +72,8 @@ void AsyncServerBase::server_bind() {
   socket.bind(server_address);
   server_address = socket.getsockname();
   socket_file_->remember(server_address);
+  // Before listen(): until then a connect() is refused, so the default mode is never usable.
+  set_socket_file_permissions(server_address, socket_file_permissions);
   socket.setblocking(false);
 }
 
@@ -257,7 +260,10 @@ AsyncTCPServer::AsyncTCPServer(const Address& address, ConnectionHandler handler
   if (bind_and_activate) this->bind_and_activate();
 }
 
-void AsyncTCPServer::server_activate() { activate(socket); }
+void AsyncTCPServer::server_activate() {
+  sockserv::detail::require_credential_support(server_address, SOCK_STREAM, allowed_credentials);
+  activate(socket);
+}
 
 void AsyncTCPServer::activate(Socket& s) {
   s.listen(request_queue_size);
@@ -333,6 +339,11 @@ Task<void> AsyncTCPServer::receive_loop(Worker& w) {
       backoff = std::chrono::milliseconds(0);
       peer.resize(len);
       ServerStats::add(stats.accepted);
+      // Before verify_request (an override cannot skip it) and before a task is started.
+      if (!sockserv::detail::admit_credentials(fd, allowed_credentials, server_address, stats)) {
+        ::close(fd);
+        continue;
+      }
       Admission admission;
       if (proxy_protocol) {  // the rules apply to the client the header names (serve_proxied)
         if (!sockserv::detail::admit_proxy(access_policy.get(), peer, stats, server_address)) {

@@ -42,6 +42,7 @@
 #include <sockserv/socket.hpp>
 #include <sockserv/stats.hpp>
 #include <sockserv/tls/ssl_socket.hpp>
+#include <sockserv/unix_credentials.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -75,6 +76,9 @@ class Connection {
   void set_peer_address(const Address& address) {
     state_->peer_override = std::make_unique<Address>(address);
   }
+  // The peer's pid, uid and gid (SO_PEERCRED) on a Unix stream connection. Throws SocketError
+  // for another family (unix_credentials.hpp).
+  PeerCredentials peer_credentials() const { return sockserv::peer_credentials(fileno()); }
 
   // Each later operation may wait at most `timeout` (nullopt: no limit), then TimeoutError.
   void settimeout(Timeout timeout) noexcept {

@@ -33,6 +33,7 @@
 #include <sockserv/aio/task.hpp>
 #include <sockserv/socket.hpp>
 #include <sockserv/stats.hpp>
+#include <sockserv/unix_credentials.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -111,6 +112,9 @@ class AsyncServerBase {
   // Tasks at once, over all loops. At the limit the server stops accepting (connections wait
   // in the kernel's backlog; datagrams in the socket buffer) until a task ends.
   std::size_t max_connections = 65536;
+  // Unix path servers: the socket file's mode and owner, set after bind and before listen, as
+  // TCPServer's.
+  SocketFilePermissions socket_file_permissions;
   // How long running handlers may go on after shutdown() before they are cancelled.
   std::chrono::nanoseconds shutdown_grace{0};
   EventLoop::Backend backend = EventLoop::Backend::automatic;
@@ -191,6 +195,10 @@ class AsyncTCPServer : public AsyncServerBase {
   // Read a PROXY protocol v1/v2 header first; peer_address() becomes the real client's. A
   // missing or malformed header closes that connection only (logged, stats.rejected).
   bool proxy_protocol = false;
+  // Unix stream servers: which peers are served, by their SO_PEERCRED uid or gid (empty: all).
+  // Others are closed right after accept, before a task is started (logged, counted in
+  // stats.denied_credentials), as TCPServer's.
+  CredentialAllowList allowed_credentials;
   ConnectionHandler RequestHandlerClass;
 
   // --- TLS (docs/adr/0003-transport-model.md) --------------------------------------------------
