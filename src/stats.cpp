@@ -5,11 +5,12 @@ namespace sockserv {
 
 ServerStatsSnapshot ServerStats::snapshot() const noexcept {
   constexpr auto relaxed = std::memory_order_relaxed;
-  return {accepted.load(relaxed),       active.load(relaxed),        rejected.load(relaxed),
-          timed_out.load(relaxed),      bytes_in.load(relaxed),      bytes_out.load(relaxed),
-          handler_errors.load(relaxed), accept_errors.load(relaxed), tls_handshakes.load(relaxed),
-          tls_failures.load(relaxed),   dropped.load(relaxed),       denied.load(relaxed),
-          limited.load(relaxed),        peer_resets.load(relaxed),   denied_credentials.load(relaxed)};
+  return {
+      accepted.load(relaxed),       active.load(relaxed),        rejected.load(relaxed),
+      timed_out.load(relaxed),      bytes_in.load(relaxed),      bytes_out.load(relaxed),
+      handler_errors.load(relaxed), accept_errors.load(relaxed), tls_handshakes.load(relaxed),
+      tls_failures.load(relaxed),   dropped.load(relaxed),       denied.load(relaxed),
+      limited.load(relaxed),        peer_resets.load(relaxed),   denied_credentials.load(relaxed)};
 }
 
 std::string ServerStatsSnapshot::to_string() const {
