@@ -8,6 +8,7 @@
 #include <sockserv/error.hpp>
 #include <sockserv/socket.hpp>
 
+#include "support/net_namespace.hpp"
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -54,9 +55,10 @@ std::optional<std::string> ask(Socket& sock, const std::string& what = "who\n") 
 }
 
 struct Server {
-  explicit Server(const std::string& mode, std::vector<std::string> extra) {
-    std::vector<std::string> argv{SOCKSERV_EXE, "serve",     "--tcp",  "127.0.0.1:0", "--mode",
-                                  mode,         "--handler", "whoami", "--stats",     "30"};
+  explicit Server(const std::string& mode, std::vector<std::string> extra,
+                  const std::string& listen = "127.0.0.1:0") {
+    std::vector<std::string> argv{SOCKSERV_EXE, "serve",     "--tcp",  listen,    "--mode",
+                                  mode,         "--handler", "whoami", "--stats", "30"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     if (mode == "async") argv.insert(argv.end(), {"--threads", "2"});
     proc.emplace(argv);
@@ -231,6 +233,90 @@ TEST(ForkingUnderLoadTest, IdleConnectionsDoNotOccupyTheChildren) {
   proc.read_to_eof(5s);
   EXPECT_EQ(last_value(proc.err(), "timed_out"), 20) << proc.err();
   EXPECT_EQ(last_value(proc.err(), "accepted"), 21) << proc.err();
+}
+
+// IPv6 clients from several addresses, in a network namespace the test makes (only there can
+// it give the loopback 2001:db8::/32 documentation addresses): a client is its /64 by default,
+// its address with --client-prefix-v6 128; IPv6 deny ranges; an IPv4 client of a dual-stack
+// listener (an IPv4-mapped peer) meets the IPv4 rules.
+class AccessNamespaceTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    if (!ns_.created()) GTEST_SKIP() << "needs root (ip netns add)";
+    for (const char* address :
+         {"2001:db8:1::1", "2001:db8:1::2", "2001:db8:1::3", "2001:db8:2::1", "2001:db8:3::1"}) {
+      ASSERT_TRUE(ns_.exec(
+          {"ip", "-6", "addr", "add", std::string(address) + "/64", "dev", "lo", "nodad"}));
+    }
+  }
+  static Socket connect6_from(const char* source, const Address& server) {
+    Socket sock(AF_INET6, SOCK_STREAM);
+    sock.bind(Address::ipv6(source, 0));
+    sock.settimeout(10s);
+    sock.connect(server);
+    return sock;
+  }
+  test::NetNamespace ns_{"sockserv-ac-"};
+};
+
+TEST_F(AccessNamespaceTest, AnIPv6ClientIsItsPrefix) {
+  for (const std::string mode : {"threading", "async"}) {
+    SCOPED_TRACE(mode);
+    ns_.inside([&] {
+      Server server(mode, {"--max-per-client", "1", "--deny", "2001:db8:3::/48"},
+                    "[2001:db8:1::1]:0");
+      auto held = connect6_from("2001:db8:1::2", server.address);
+      EXPECT_TRUE(ask(held).has_value());
+      {
+        auto same_64 = connect6_from("2001:db8:1::3", server.address);
+        EXPECT_EQ(ask(same_64), std::nullopt);
+      }
+      {
+        auto other_64 = connect6_from("2001:db8:2::1", server.address);
+        EXPECT_EQ(ask(other_64).value_or("refused").substr(0, 15), "[2001:db8:2::1]");
+      }
+      {
+        auto denied = connect6_from("2001:db8:3::1", server.address);
+        EXPECT_EQ(ask(denied), std::nullopt);
+      }
+      held.close();  // so the drain at stop() has nothing to wait for
+      const std::string log = server.stop();
+      EXPECT_EQ(last_value(log, "limited"), 1) << log;
+      EXPECT_EQ(last_value(log, "denied"), 1) << log;
+    });
+  }
+}
+
+TEST_F(AccessNamespaceTest, WithPrefix128EachAddressIsAClient) {
+  ns_.inside([&] {
+    Server server("async", {"--max-per-client", "1", "--client-prefix-v6", "128"},
+                  "[2001:db8:1::1]:0");
+    auto first = connect6_from("2001:db8:1::2", server.address);
+    EXPECT_TRUE(ask(first).has_value());
+    auto second = connect6_from("2001:db8:1::3", server.address);
+    EXPECT_TRUE(ask(second).has_value());
+    first.close();
+    second.close();
+    const std::string log = server.stop();
+    EXPECT_EQ(last_value(log, "limited"), -1) << log;  // nobody refused: no counter printed
+  });
+}
+
+TEST_F(AccessNamespaceTest, AnIPv4ClientOfADualStackListenerMeetsTheIPv4Rules) {
+  ns_.inside([&] {
+    Server server("threading", {"--deny", "127.0.0.5/32"}, "[::]:0");
+    const Address v4_server = Address::ipv4("127.0.0.1", server.address.port());
+    {
+      auto denied = connect_from("127.0.0.5", v4_server);
+      EXPECT_EQ(ask(denied), std::nullopt);
+    }
+    {
+      auto allowed = connect_from("127.0.0.6", v4_server);
+      EXPECT_NE(ask(allowed).value_or("refused").find("127.0.0.6"), std::string::npos);
+    }
+    const std::string log = server.stop();
+    EXPECT_EQ(last_value(log, "denied"), 1) << log;
+  });
 }
 
 TEST(AccessServeOptionsTest, ABadRangeIsOneClearLine) {

@@ -22,6 +22,7 @@
 #include <sockserv/error.hpp>
 #include <sockserv/socket.hpp>
 
+#include "support/net_namespace.hpp"
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -49,59 +50,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-// A network namespace of this test run, deleted by the destructor.
-class NetNamespace {
- public:
-  NetNamespace() {
-    remove_stale();
-    static std::atomic<int> counter{0};
-    name_ = "sockserv-dp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-    created_ = test::run_command({"ip", "netns", "add", name_}, {}, 10s).exit_code == 0;
-    if (created_) created_ = exec({"ip", "link", "set", "lo", "up"});
-  }
-  ~NetNamespace() {
-    if (!name_.empty()) test::run_command({"ip", "netns", "del", name_}, {}, 10s);
-  }
-  NetNamespace(const NetNamespace&) = delete;
-  NetNamespace& operator=(const NetNamespace&) = delete;
-
-  bool created() const noexcept { return created_; }
-  // Runs a command inside the namespace; true when it exits with 0.
-  bool exec(std::vector<std::string> argv) {
-    argv.insert(argv.begin(), {"ip", "netns", "exec", name_});
-    return test::run_command(argv, {}, 10s).exit_code == 0;
-  }
-  // Runs `body` on a thread that has entered the namespace: the sockets it creates live there.
-  void inside(const std::function<void()>& body) {
-    const int fd = ::open(("/run/netns/" + name_).c_str(), O_RDONLY | O_CLOEXEC);
-    ASSERT_GE(fd, 0) << "open /run/netns/" << name_;
-    bool entered = false;
-    std::thread([&] {
-      entered = ::setns(fd, CLONE_NEWNET) == 0;
-      if (entered) body();
-    }).join();
-    ::close(fd);
-    ASSERT_TRUE(entered) << "setns failed";
-  }
-
- private:
-  // Namespaces a run of this test left behind when it was killed (its pid is gone).
-  static void remove_stale() {
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator("/run/netns", ec)) {
-      const std::string name = entry.path().filename().string();
-      if (name.rfind("sockserv-dp-", 0) != 0) continue;
-      const int pid = std::atoi(name.c_str() + 12);
-      if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) {
-        test::run_command({"ip", "netns", "del", name}, {}, 10s);
-      }
-    }
-  }
-
-  std::string name_;
-  bool created_ = false;
-};
+using test::NetNamespace;
 
 // Handlers report how their blocking read ended, one line each, through a pipe: a forked child
 // can write it as well as a thread.
@@ -291,7 +240,7 @@ class Scenario {
 };
 
 TEST(DeadPeerTest, VanishedPeerReleasesTheSyncThreadingAndAsyncHandlers) {
-  NetNamespace ns;
+  NetNamespace ns("sockserv-dp-");
   if (!ns.created()) GTEST_SKIP() << "cannot create a network namespace (needs root)";
   LogCapture log;
   {
@@ -318,7 +267,7 @@ TEST(DeadPeerTest, VanishedPeerReleasesTheSyncThreadingAndAsyncHandlers) {
 // Alone in its namespace and process phase: a fork() while other servers' threads run could
 // copy a lock one of them holds into the child.
 TEST(DeadPeerTest, VanishedPeerReleasesTheForkedChild) {
-  NetNamespace ns;
+  NetNamespace ns("sockserv-dp-");
   if (!ns.created()) GTEST_SKIP() << "cannot create a network namespace (needs root)";
   Scenario scenario(ns);
   scenario.build({"forking"});
