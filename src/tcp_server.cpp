@@ -7,7 +7,7 @@
 #include <sockserv/tls/ssl_socket.hpp>
 
 #include "access/gate.hpp"
-#include "credential_check.hpp"
+#include "access/credential_check.hpp"
 #include "sys/fd.hpp"
 #include "sys/unix_file.hpp"
 #include "tls/handshake_report.hpp"

@@ -2,6 +2,8 @@
 #include <sockserv/access/access_policy.hpp>
 #include <sockserv/log.hpp>
 
+#include "access/log_throttle.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -90,10 +92,7 @@ struct AccessPolicy::Table {
     s.idle_prev = s.idle_next = nullptr;
   }
 
-  // Log throttling (its own lock: refusals are logged outside the table's).
-  std::mutex log_mutex;
-  Clock::time_point last_log{};
-  std::uint64_t unlogged = 0;
+  detail::LogThrottle refusal_log;  // its own lock: refusals are logged outside the table's
 };
 
 AccessPolicy::AccessPolicy() : table_(std::make_unique<Table>()) {}
@@ -196,17 +195,9 @@ void AccessPolicy::release(Admission::Slot* slot) noexcept {
 void AccessPolicy::log_refusal(const Address& peer, Refusal refusal,
                                std::string_view where) const noexcept {
   try {
-    std::uint64_t left_out = 0;
-    {
-      std::lock_guard lock(table_->log_mutex);
-      const auto now = Clock::now();
-      if (now - table_->last_log < std::chrono::seconds(1)) {
-        ++table_->unlogged;
-        return;
-      }
-      table_->last_log = now;
-      left_out = std::exchange(table_->unlogged, 0);
-    }
+    const auto admitted = table_->refusal_log.admit();
+    if (!admitted) return;
+    const std::uint64_t left_out = *admitted;
     std::string line = "refused " + peer.to_string() + " on " + std::string(where) + ": " +
                        std::string(to_string(refusal));
     if (left_out > 0) {

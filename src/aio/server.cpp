@@ -11,7 +11,7 @@
 #include "access/gate.hpp"
 #include "aio/reactor.hpp"
 #include "aio/server_worker.hpp"
-#include "credential_check.hpp"
+#include "access/credential_check.hpp"
 #include "sys/fd.hpp"
 #include "sys/report.hpp"
 #include "sys/unix_file.hpp"

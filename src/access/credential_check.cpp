@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
-#include "credential_check.hpp"
+#include "access/credential_check.hpp"
+
+#include "access/log_throttle.hpp"
 
 #include <sockserv/log.hpp>
 
@@ -34,8 +36,17 @@ bool admit_credentials(int fd, const CredentialAllowList& allowed, const Address
   ServerStats::add(stats.denied_credentials);
   ServerStats::add(stats.rejected);
   try {
-    log(LogLevel::warning, "sockserv: " + server_address.to_string() + ": refused " + why +
-                               "; closing the connection");
+    // A local user can connect at will: one line per second at most.
+    static LogThrottle throttle;
+    if (const auto left_out = throttle.admit()) {
+      std::string line = "sockserv: " + server_address.to_string() + ": refused " + why +
+                         "; closing the connection";
+      if (*left_out > 0) {
+        line +=
+            " (and " + std::to_string(*left_out) + " more refusals not logged in the last second)";
+      }
+      log(LogLevel::warning, line);
+    }
   } catch (...) {  // NOLINT(bugprone-empty-catch): no memory for the line; the refusal stands
   }
   return false;
