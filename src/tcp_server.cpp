@@ -6,8 +6,8 @@
 #include <sockserv/server.hpp>
 #include <sockserv/tls/ssl_socket.hpp>
 
-#include "access/gate.hpp"
 #include "access/credential_check.hpp"
+#include "access/gate.hpp"
 #include "sys/fd.hpp"
 #include "sys/unix_file.hpp"
 #include "tls/handshake_report.hpp"

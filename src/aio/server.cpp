@@ -8,10 +8,10 @@
 #include <sockserv/proxy_protocol.hpp>
 #include <sockserv/thread.hpp>
 
+#include "access/credential_check.hpp"
 #include "access/gate.hpp"
 #include "aio/reactor.hpp"
 #include "aio/server_worker.hpp"
-#include "access/credential_check.hpp"
 #include "sys/fd.hpp"
 #include "sys/report.hpp"
 #include "sys/unix_file.hpp"
