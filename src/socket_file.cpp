@@ -58,6 +58,9 @@ bool SocketFile::fill() {
 
 void SocketFile::await_input() {
   if (!idle_ || !in_.empty() || eof_ || call_deadline_) return;
+  // The input ran dry: replies a linked wfile holds go out before the (idle) wait, as receive()
+  // does; else a pipelined client would wait for them while we wait for it.
+  if (flush_first_ != nullptr) flush_first_->flush();
   auto room = in_.prepare(read_chunk_);
   const auto n = sock_->recv_into_idle(room.first(std::min(room.size(), read_chunk_)), *idle_);
   if (n == 0) eof_ = true;

@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -171,13 +172,16 @@ TEST(AioPipelinedWritesTest, BufferedInputCountsWhatTheBufferedReadsKeep) {
 
 // ---- The blocking side: rfile flushes wfile before it waits ------------------------------------
 
-TEST(SocketFilePipelinedTest, FlushBeforeReceiveSendsPipelinedRepliesTogether) {
+// `idle`: the servers' idle mode (an idle_timeout, docs/adr/0006-timeout-defaults.md), whose
+// first wait of a read takes another path than receive(): it must flush too.
+void expect_one_send_for_the_batch(std::optional<std::chrono::seconds> idle) {
   auto [server, client] = socketpair(AF_UNIX, SOCK_SEQPACKET);
   client.settimeout(20s);
-  std::thread serving([sock = std::move(server)]() mutable {
+  std::thread serving([sock = std::move(server), idle]() mutable {
     SocketFile rfile(sock);
     SocketFile wfile(sock, SocketFile::default_buffer_size, 65536);
     rfile.flush_before_receive(&wfile);
+    if (idle) rfile.set_idle_timeout(*idle);
     for (std::string line; !(line = rfile.readline()).empty();) wfile.write("ok " + line);
   });
   client.sendall(pipeline(requests));
@@ -186,6 +190,14 @@ TEST(SocketFilePipelinedTest, FlushBeforeReceiveSendsPipelinedRepliesTogether) {
   serving.join();
   EXPECT_EQ(joined(records), expected_replies());
   EXPECT_EQ(records.size(), 1u);
+}
+
+TEST(SocketFilePipelinedTest, FlushBeforeReceiveSendsPipelinedRepliesTogether) {
+  expect_one_send_for_the_batch(std::nullopt);
+}
+
+TEST(SocketFilePipelinedTest, FlushBeforeReceiveAlsoFlushesBeforeAnIdleWait) {
+  expect_one_send_for_the_batch(60s);
 }
 
 TEST(SocketFilePipelinedTest, BufferedInputSaysWhetherARequestIsAlreadyHere) {
