@@ -428,7 +428,10 @@ void EventLoop::dispatch(IoState& state, unsigned events) {
   }
   // The peer vanished while the task was busy elsewhere (sleeping, in to_thread): cancel it
   // rather than let it work for nobody.
-  if ((events & detail::io_hangup) && !had_waiter && state.owner) state.owner->cancel();
+  if ((events & detail::io_hangup) && !had_waiter && state.owner) {
+    state.owner->peer_gone = true;
+    state.owner->cancel();
+  }
   update_interest(state);
 }
 

@@ -31,6 +31,16 @@ bool is_cancellation(const std::system_error& e) {
   return e.code() == std::errc::operation_canceled;
 }
 
+bool is_cancellation(const std::exception_ptr& error) noexcept {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::system_error& e) {
+    return is_cancellation(e);
+  } catch (...) {
+    return false;
+  }
+}
+
 // EMFILE and friends: the pending connection stays queued, so retrying at once would spin.
 bool out_of_resources(int error) {
   return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
@@ -240,7 +250,16 @@ void AsyncServerBase::finish_task(CancelState& state,
   auto* record = static_cast<Worker::Record*>(&state);
   Worker& w = *record->worker;
   AsyncServerBase& self = *w.server;
-  if (error) self.report_task_error(record->peer.get(), error);
+  if (error && record->peer_gone && detail::is_cancellation(error)) {
+    // The peer left while the handler was busy elsewhere and the loop cancelled it: as a reset
+    // seen by a read, one line below error level, counted.
+    ServerStats::add(self.stats.peer_resets);
+    log(LogLevel::info, "connection from " + record->peer.get().to_string() +
+                            " lost by the peer (it hung up while the handler was busy; the "
+                            "handler was cancelled)");
+  } else if (error) {
+    self.report_task_error(record->peer.get(), error);
+  }
   w.unlink(*record);
   delete record;
   --self.active_;

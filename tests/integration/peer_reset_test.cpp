@@ -179,7 +179,11 @@ TEST_P(PeerResetTest, ResetMidRequestIsOneInfoLineAndCounted) {
   ASSERT_TRUE(test::eventually([&] { return server.stats().peer_resets.load() == 1; }));
   EXPECT_TRUE(
       test::eventually([&] { return logs.count(LogLevel::info, "lost by the peer") == 1; }));
-  EXPECT_EQ(logs.count(LogLevel::info, "Connection reset by peer"), 1);
+  // The reason is the reset's when a read saw it; when the reset came while the handler was
+  // between reads, the loop cancelled the handler and the line says so instead.
+  EXPECT_EQ(logs.count(LogLevel::info, "Connection reset by peer") +
+                logs.count(LogLevel::info, "hung up while the handler was busy"),
+            1);
   EXPECT_EQ(logs.count_at_least(LogLevel::warning), 0) << "a reset was reported as a failure";
   EXPECT_EQ(server.stats().handler_errors.load(), 0u);
   EXPECT_EQ(server.handle_error_calls(), 0);

@@ -35,6 +35,9 @@ struct IoState;
 // interrupt themselves in `cancel_fn`/`cancel_arg` and clear it when they resume.
 struct CancelState {
   bool cancelled = false;
+  // Set when the cancellation came from the peer hanging up while the chain was busy elsewhere
+  // (not from a shutdown): the servers count and log that as a peer gone, not as nothing.
+  bool peer_gone = false;
   void (*cancel_fn)(void*) = nullptr;
   void* cancel_arg = nullptr;
   // The connection whose peer hanging up cancels this chain (Connection::set_owner). The link
