@@ -8,6 +8,7 @@
 // to finish, then what is left is cut; threads are joined, children reaped, the Unix socket file
 // removed, and the exit status is 0. A second signal meanwhile ends the process at once (1).
 #include "commands.hpp"
+#include "metrics_endpoint.hpp"
 #include "serve_options.hpp"
 
 #include <sockserv/error.hpp>
@@ -19,6 +20,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -71,6 +73,28 @@ void reload(const ServerControl& server) {
   }
 }
 
+// --user's account, looked up; nullopt without --user. Throws std::invalid_argument.
+std::optional<UserGroup> user_to_become(const ServeOptions& options) {
+  if (options.user.empty()) return std::nullopt;
+  try {
+    return lookup_user(options.user);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("--user " + options.user + ": " + e.what());
+  }
+}
+
+// --metrics: the endpoint, serving from now on (nullptr without the option). It binds after the
+// privilege drop, so a port under 1024 needs the capability kept. Its address goes to stderr:
+// stdout's first line stays the "listening on" banner.
+std::unique_ptr<MetricsEndpoint> start_metrics(const ServeOptions& options,
+                                               const ServerControl& server) {
+  if (options.metrics.empty()) return nullptr;
+  auto metrics = std::make_unique<MetricsEndpoint>(Address::lookup(options.metrics, SOCK_STREAM),
+                                                   server.snapshot);
+  std::cerr << "metrics on " << metrics->address().to_string() << std::endl;
+  return metrics;
+}
+
 int run_serve(const ServeOptions& options) {
   static const std::map<std::string, LogLevel> levels{{"debug", LogLevel::debug},
                                                       {"info", LogLevel::info},
@@ -90,14 +114,7 @@ int run_serve(const ServeOptions& options) {
   if (signal_fd < 0 || ::pipe2(done_pipe, O_CLOEXEC) != 0) throw_errno("signalfd");
 
   // The user is looked up before binding: an unknown one stops here, with nothing bound.
-  std::optional<UserGroup> user;
-  if (!options.user.empty()) {
-    try {
-      user = lookup_user(options.user);
-    } catch (const std::invalid_argument& e) {
-      throw std::invalid_argument("--user " + options.user + ": " + e.what());
-    }
-  }
+  const std::optional<UserGroup> user = user_to_become(options);
   auto server = make_server(options);
   if (user) {
     // Bound (port 443, a root-owned socket directory) as we started; nothing is served until
@@ -106,6 +123,7 @@ int run_serve(const ServeOptions& options) {
     log(LogLevel::info, "sockserv serve: running as " + options.user + " (" + user->to_string() +
                             ", no supplementary groups)");
   }
+  auto metrics = start_metrics(options, server);
   std::cout << "listening on " << server.address.to_string() << std::endl;
 
   std::exception_ptr serve_error;
@@ -143,6 +161,7 @@ int run_serve(const ServeOptions& options) {
     }
   }
   serving.join();
+  metrics.reset();  // the endpoint stops with the server
   if (options.stats_interval > 0) log(LogLevel::info, "stats " + server.stats());
   if (serve_error) std::rethrow_exception(serve_error);
   return 0;
@@ -212,6 +231,10 @@ void add_serve_command(CLI::App& app, int& exit_status) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--stats", o->stats_interval, "Log the server's counters every SECONDS")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--metrics", o->metrics,
+                  "Serve the counters and process figures in Prometheus' text format at "
+                  "http://ADDRESS/metrics (HOST:PORT; port 0 picks one, printed on stderr as "
+                  "'metrics on ADDRESS')");
   cmd->add_flag("--reuse-port", o->reuse_port,
                 "SO_REUSEPORT: several sockserv processes may serve the same port");
   cmd->add_option("--backend", o->backend,

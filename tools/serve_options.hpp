@@ -3,6 +3,7 @@
 #pragma once
 
 #include <sockserv/address.hpp>
+#include <sockserv/stats.hpp>
 
 #include "access_options.hpp"
 #include "tls_options.hpp"
@@ -38,6 +39,7 @@ struct ServeOptions {
   // (TCP_DEFER_ACCEPT); unset: 10 in forking mode with a client-first handler, else off.
   std::optional<double> first_bytes_timeout;
   double stats_interval = 0;  // seconds between counter reports; 0: none
+  std::string metrics;        // HOST:PORT of the Prometheus endpoint ("": none)
   bool reuse_port = false;
   bool listener_per_loop = false;  // async: a SO_REUSEPORT socket per event loop
   std::string backend;             // async: epoll | poll | io_uring ("": the library's choice)
@@ -67,6 +69,7 @@ struct ServerControl {
   // stops listening at once.
   std::function<void()> shutdown;
   std::function<std::string()> stats;
+  std::function<ServerStatsSnapshot()> snapshot;  // the same counters, for --metrics
   // Rereads the TLS files into a new context and swaps it in (SIGHUP); empty without TLS.
   // Throws when a file fails to load: the old context stays.
   std::function<void()> reload;

@@ -54,6 +54,7 @@ ServerControl control_of(std::shared_ptr<Server> server) {
     s->shutdown();
   };
   c.stats = [s = server.get()] { return s->stats.snapshot().to_string(); };
+  c.snapshot = [s = server.get()] { return s->stats.snapshot(); };
   c.owner = std::move(server);
   return c;
 }
