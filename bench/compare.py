@@ -93,6 +93,11 @@ def servers(build, nproc):
         # The io_uring backend against the default epoll one (env execs the server: same PID).
         ("sockserv async ×1, io_uring",
          ["/usr/bin/env", "SOCKSERV_POLLER=io_uring", *mode("async", "--threads", "1")]),
+        # The same ring without SINGLE_ISSUER | DEFER_TASKRUN (the kernel's completion work then
+        # runs at every syscall, not batched at the wait): what those flags are worth.
+        ("sockserv async ×1, io_uring, COOP_TASKRUN",
+         ["/usr/bin/env", "SOCKSERV_POLLER=io_uring", "SOCKSERV_URING_NO_DEFER=1",
+          *mode("async", "--threads", "1")]),
         ("Asio (coroutines)", [os.path.join(peers, "asio_echo"), "0"]),
         ("libuv", [os.path.join(peers, "libuv_echo"), "0"]),
         ("thread per connection", [os.path.join(peers, "thread_per_conn_echo"), "0"]),
@@ -1017,7 +1022,9 @@ def main():
         suite.scenarios = [s for s in suite.scenarios if s[0] in wanted]
     server_list = []
     for name, command in [] if raw else candidates:  # --from-raw runs nothing
-        program = command[2] if command[0] == "/usr/bin/env" else command[0]
+        program = command[0]
+        if program == "/usr/bin/env":  # env VAR=VALUE... PROGRAM
+            program = next(word for word in command[1:] if "=" not in word)
         if not (os.access(program, os.X_OK)):
             print(f"compare.py: skipping {name}: {program} not built", file=sys.stderr)
             continue
