@@ -5,7 +5,7 @@
 /// ```
 ///   family    text form (parse() and to_string())     Python's form
 ///   AF_INET   127.0.0.1:9999                          ('127.0.0.1', 9999)
-///   AF_INET6  [::1]:9999, [fe80::1%%eth0]:9999         ('::1', 9999, 0, scope_id)
+///   AF_INET6  [::1]:9999, [fe80::1%eth0]:9999         ('::1', 9999, 0, scope_id)
 ///   AF_UNIX   unix:/tmp/echo.sock                     '/tmp/echo.sock'
 ///   AF_UNIX   unix:@name  (Linux abstract namespace)   '\0name'
 /// ```
@@ -28,8 +28,8 @@
 namespace sockserv {
 
 /// One socket address (IPv4, IPv6, Unix path or abstract name), copyable, comparable and
-/// hashable (`std::hash<Address>`: usable as an unordered_map key). The file comment has the
-/// text forms.
+/// hashable (`std::hash<Address>`: usable as an unordered_map key). address.hpp's description has
+/// the text forms.
 /// @threadsafety A const Address may be shared freely.
 /// @python the address tuples and strings of the socket module
 class Address {
@@ -60,7 +60,7 @@ class Address {
   static Address abstract(std::string_view name);
   /// @}
 
-  /// Parses the text forms in the file comment's table (numeric hosts only); a text starting
+  /// Parses the text forms in address.hpp's table (numeric hosts only); a text starting
   /// with '/' is a Unix path.
   /// @throws std::invalid_argument with the offending text.
   static Address parse(std::string_view text);
@@ -85,7 +85,7 @@ class Address {
   /// The IPv4 form of a v4-mapped IPv6 address (same port); *this otherwise.
   Address unmapped() const;
 
-  /// Numeric host ("127.0.0.1", "::1", `"fe80::1%%2"`); empty for Unix addresses.
+  /// Numeric host ("127.0.0.1", "::1", "fe80::1%2"); empty for Unix addresses.
   std::string host() const;
   /// The port in host byte order; 0 for Unix addresses.
   std::uint16_t port() const noexcept;
@@ -94,7 +94,7 @@ class Address {
   /// The Unix path, or the abstract name without its leading NUL; empty for inet addresses.
   std::string path() const;
 
-  /// The text form of the file comment's table; "unix:" with an empty path for an unnamed Unix
+  /// The text form of address.hpp's table; "unix:" with an empty path for an unnamed Unix
   /// socket, `<unspecified>` for an empty address.
   std::string to_string() const;
 

@@ -29,7 +29,7 @@
 namespace sockserv {
 
 /// A growable byte queue: append at the end (prepare/commit or append), read and consume at the
-/// front. The file comment has the layout. Allocation failures throw std::bad_alloc; nothing
+/// front. buffer.hpp has the layout. Allocation failures throw std::bad_alloc; nothing
 /// else throws.
 /// @threadsafety Not thread-safe; owned by one reader.
 class Buffer {

@@ -73,7 +73,7 @@ struct KeepAlive {
   int count = 6;                      ///< unanswered probes before the connection is dropped
 };
 
-/// One socket descriptor, owned, with the calls of Python's socket object. The file comment has
+/// One socket descriptor, owned, with the calls of Python's socket object. socket.hpp has
 /// the timeout rules and the error model.
 /// @threadsafety Distinct Sockets are independent. One thread may read while another writes;
 /// settimeout(), set_deadline() and close() must not race with calls in flight.
@@ -263,7 +263,7 @@ class Socket {
   /// False in non-blocking mode (timeout 0).
   /// @python socket.socket.getblocking
   bool getblocking() const noexcept { return timeout_.count() != 0; }
-  /// Sets the timeout (the file comment has the rules).
+  /// Sets the timeout (socket.hpp has the rules).
   /// @throws std::invalid_argument for a negative timeout.
   /// @throws SocketError when the descriptor's mode cannot be changed.
   /// @python socket.socket.settimeout

@@ -47,7 +47,7 @@ namespace sockserv {
 
 /// Buffered reads and writes over a connected socket it does not own. Every read call that
 /// receives can throw what the socket's receive throws (TimeoutError, ConnectionError,
-/// SocketError); every call that sends, what Socket::sendall throws. The file comment has the
+/// SocketError); every call that sends, what Socket::sendall throws. socket_file.hpp has the
 /// timeout rules and the flush warning.
 /// @threadsafety Not thread-safe: one thread uses a file (a reading and a writing file over one
 /// socket may be used by two threads).
@@ -102,11 +102,11 @@ class SocketFile {
   /// @}
   /// Before each recv() a read makes, `out` is flushed (nullptr: none; `out` must outlive this
   /// file): the replies a buffered `out` holds go out when the input runs dry, before this side
-  /// waits for the peer, so the HOWTO's deadlock (file comment) cannot happen. StreamRequestHandler
-  /// links rfile to wfile this way when wbufsize > 0. The pipelined handler then reads `for
-  /// (std::string req; !(req = rfile.readline()).empty();) wfile.write(answer(req));` and sends one
-  /// write per batch of requests that arrived together. A read then also throws what `out`'s
-  /// flush() throws.
+  /// waits for the peer, so the HOWTO's deadlock (socket_file.hpp) cannot happen.
+  /// StreamRequestHandler links rfile to wfile this way when wbufsize > 0. The pipelined handler
+  /// then reads `for (std::string req; !(req = rfile.readline()).empty();)
+  /// wfile.write(answer(req));` and sends one write per batch of requests that arrived together. A
+  /// read then also throws what `out`'s flush() throws.
   void flush_before_receive(SocketFile* out) noexcept { flush_first_ = out; }
   /// Idle mode (the servers turn it on; docs/adr/0006-timeout-defaults.md): a read call that
   /// finds nothing buffered waits up to `idle` (nullopt: no limit) for its first bytes, instead
