@@ -4,13 +4,13 @@
 /// thread, child or task is spent on the peer (nginx's allow/deny, limit_conn and limit_req,
 /// HAProxy's ACLs and stick tables, set_real_ip_from).
 ///
-/// @code
+/// ```
 ///   auto policy = std::make_shared<sockserv::AccessPolicy>();
 ///   policy->deny.push_back(sockserv::AddressRange::parse("192.0.2.0/24"));
 ///   policy->limits.max_connections = 10;        // per client address (IPv6: per /64)
 ///   policy->limits.rate = 5;                    // new connections per second per client
 ///   server.access_policy = policy;              // every server family has this member
-/// @endcode
+/// ```
 ///
 /// Rules: a peer in a `deny` range is refused; with a non-empty `allow`, so is a peer in none of
 /// its ranges (deny wins over allow). Limits, per client (an IPv4 address, or an IPv6 address cut
@@ -66,7 +66,7 @@ class AccessPolicy;
 
 /// The outcome of AccessPolicy::admit(): true when admitted. An admitted client's connection
 /// counts against its limit until the Admission is destroyed (or moved from). Move-only.
-/// Thread safety: one Admission per connection; it may be destroyed on any thread.
+/// @threadsafety One thread at a time; it may be destroyed on any thread.
 class Admission {
  public:
   /// An admission that holds no place (Refusal::none, counted nowhere).
@@ -99,8 +99,9 @@ class Admission {
 
 /// Who may connect: allow/deny ranges, per-client limits, trusted PROXY senders (see the file's
 /// description for the rules). Not copyable; servers share one through a std::shared_ptr.
-/// Thread safety: set the members before the server starts; admit() may then be called from
-/// any thread. The policy must outlive every Admission it made.
+/// The policy must outlive every Admission it made.
+/// @threadsafety Set the members before the server starts; admit(), permits(), log_refusal()
+/// and the other const members may then be called from any thread.
 class AccessPolicy {
  public:
   /// A policy that admits everyone (no ranges, no limits).

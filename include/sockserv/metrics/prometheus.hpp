@@ -4,10 +4,10 @@
 /// for `sockserv serve --metrics` and for programs that serve them their own way (an HTTP handler
 /// of their own, a file for node_exporter's textfile collector, a push gateway).
 ///
-/// @code
+/// ```
 ///   std::string body = sockserv::metrics::render_prometheus(server.stats.snapshot());
 ///   // reply "200 OK", "Content-Type: " + std::string(sockserv::metrics::content_type), body
-/// @endcode
+/// ```
 ///
 /// Every function here is thread-safe: they read their arguments and /proc/self only.
 /// docs/OPERATIONS.md "Metrics" lists every metric, its type and meaning.
