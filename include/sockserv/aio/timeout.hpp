@@ -101,7 +101,7 @@ inline detail::SleepOperation sleep(std::chrono::nanoseconds duration) {
 
 /// Runs `task` and gives its result, unless `timeout` passes first: then the task is cancelled,
 /// unwinds, and TimeoutError is thrown.
-/// Anything else `task` throws (a cancellation of the awaiting task included) passes through.
+/// Other exceptions of `task` (a cancellation of the awaiting task included) pass through.
 /// @throws TimeoutError (std::errc::timed_out) when the deadline passed first.
 /// @python asyncio.wait_for
 template <class T>
@@ -120,7 +120,7 @@ Task<T> with_timeout(std::chrono::nanoseconds timeout, Task<T> task) {
 
 /// with_timeout() for any awaitable (a Connection operation, sleep(), Event::wait()): it is
 /// wrapped in a Task first, so a buffered read's timeout covers the whole call.
-/// Anything else the awaitable throws passes through.
+/// Other exceptions of the awaitable pass through.
 /// @throws TimeoutError (std::errc::timed_out) when the deadline passed first.
 /// @python asyncio.wait_for
 template <class Awaitable>
