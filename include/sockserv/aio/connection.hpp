@@ -235,7 +235,8 @@ class Connection {
   // --- Ending ---------------------------------------------------------------------------------
   /// shutdown(2); SHUT_WR tells the peer we are done sending (it reads EOF). Over TLS,
   /// close_notify goes first.
-  /// @throws SocketError as Socket::shutdown() (ENOTCONN: the peer is gone).
+  /// @throws ConnectionError when the peer is gone (ENOTCONN).
+  /// @throws SocketError for any other failure (as Socket::shutdown()).
   /// @python asyncio.StreamWriter.write_eof
   void shutdown(int how = SHUT_WR);
   /// Unregisters and closes the socket. A pending operation must not be waiting. Over TLS it
