@@ -8,6 +8,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v doxygen >/dev/null || { echo "check-docs: doxygen is missing (scripts/bootstrap.sh ci)"; exit 1; }
+# A comment right after `/// @{` is dropped by Doxygen 1.9.4 without a warning (unless the group
+# directly follows another's `@}`): the group's comment goes before `@{`.
+lost=$(grep -rn -A1 --include='*.hpp' '^ *///  *@{ *$' include/sockserv |
+  grep -E '^[^:]+-[0-9]+- *///' | grep -v '@}' || true)
+if [ -n "$lost" ]; then
+  echo "$lost"
+  echo "check-docs: a group's comment after \`/// @{\` is lost: put it before the \`@{\`"
+  exit 1
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 version=$(sed -n 's/^project(sockserv VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)

@@ -46,16 +46,16 @@ class Address {
   /// @throws std::invalid_argument when `len` is larger than a sockaddr_storage.
   Address(const sockaddr* addr, socklen_t len);
 
-  /// @{
   /// A numeric IPv4 or IPv6 address; "" is the wildcard (0.0.0.0, ::). An IPv6 host may carry
   /// its zone (`fe80::1%%eth0`, or a number), which sets the scope id.
   /// @throws std::invalid_argument for anything that is not numeric, or an unknown zone.
+  /// @{
   static Address ipv4(std::string_view host, std::uint16_t port);
   static Address ipv6(std::string_view host, std::uint16_t port, std::uint32_t scope_id = 0);
   /// @}
-  /// @{
   /// A Unix socket file, or a name in Linux's abstract namespace (no file on disk).
   /// @throws std::invalid_argument when the path or name does not fit in a sockaddr_un.
+  /// @{
   static Address unix_path(std::string_view path);
   static Address abstract(std::string_view name);
   /// @}
@@ -98,8 +98,8 @@ class Address {
   /// socket, `<unspecified>` for an empty address.
   std::string to_string() const;
 
-  /// @{
   /// The sockaddr to hand to a socket call, and its length.
+  /// @{
   const sockaddr* data() const noexcept { return reinterpret_cast<const sockaddr*>(&storage_); }
   sockaddr* data() noexcept { return reinterpret_cast<sockaddr*>(&storage_); }
   socklen_t size() const noexcept { return length_; }

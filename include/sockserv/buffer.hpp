@@ -36,9 +36,9 @@ class Buffer {
  public:
   /// An empty buffer; it allocates (4 KiB, then doubling) on the first prepare().
   Buffer() = default;
-  /// @{
   /// A moved-from Buffer is empty and reusable (the defaulted move would leave it claiming the
   /// capacity of storage it no longer owns).
+  /// @{
   Buffer(Buffer&& other) noexcept
       : storage_(std::move(other.storage_)),
         capacity_(std::exchange(other.capacity_, 0)),

@@ -40,9 +40,9 @@ constexpr UInt host_to_network(UInt value) noexcept {
   }
 }
 
-/// @{
 /// Host to network order and back, for 16, 32 and 64 bits.
 /// @python socket.htons, socket.htonl, socket.ntohs, socket.ntohl
+/// @{
 constexpr std::uint16_t hton16(std::uint16_t v) noexcept { return host_to_network(v); }
 constexpr std::uint32_t hton32(std::uint32_t v) noexcept { return host_to_network(v); }
 constexpr std::uint64_t hton64(std::uint64_t v) noexcept { return host_to_network(v); }
@@ -69,8 +69,8 @@ void store_be(void* bytes, UInt value) noexcept {
   std::memcpy(bytes, &value, sizeof value);
 }
 
-/// @{
 /// load_be() and store_be() for 16, 32 and 64 bits.
+/// @{
 inline std::uint16_t load_be16(const void* p) noexcept { return load_be<std::uint16_t>(p); }
 inline std::uint32_t load_be32(const void* p) noexcept { return load_be<std::uint32_t>(p); }
 inline std::uint64_t load_be64(const void* p) noexcept { return load_be<std::uint64_t>(p); }

@@ -57,8 +57,8 @@ enum class ssl_errc {
 /// The category of sockserv::ssl_errc codes. Safe from any thread.
 const std::error_category& ssl_category() noexcept;
 
-/// @{
 /// Makes a sockserv code a std::error_code, so `ec == errc::line_too_long` compiles.
+/// @{
 inline std::error_code make_error_code(ssl_errc e) noexcept {
   return {static_cast<int>(e), ssl_category()};
 }

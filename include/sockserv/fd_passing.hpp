@@ -45,14 +45,14 @@ class FileDescriptor {
   FileDescriptor() noexcept = default;
   /// Takes ownership of `fd`.
   explicit FileDescriptor(int fd) noexcept : fd_(fd) {}
-  /// @{
   /// Takes over the other's descriptor (closing this one's first, on assignment); the other is
   /// left empty.
+  /// @{
   FileDescriptor(FileDescriptor&& other) noexcept : fd_(other.release()) {}
   FileDescriptor& operator=(FileDescriptor&& other) noexcept;
   /// @}
-  /// @{
   /// Not copyable: one owner per descriptor.
+  /// @{
   FileDescriptor(const FileDescriptor&) = delete;
   FileDescriptor& operator=(const FileDescriptor&) = delete;
   /// @}
@@ -81,7 +81,6 @@ struct RecvFdsResult {
   Address address;                  ///< the sender (datagram sockets); empty on a stream
 };
 
-/// @{
 /// One sendmsg(2) of `buffers` (gathered) with `fds` attached (SCM_RIGHTS), to `address` when
 /// given (unconnected datagram sockets). Returns the bytes sent, which may be fewer than the
 /// buffers hold (a stream): the descriptors go with the first byte, so send the rest with
@@ -91,6 +90,7 @@ struct RecvFdsResult {
 ///         with a stream layer (TLS).
 /// @throws TimeoutError, ConnectionError or SocketError as Socket::send does.
 /// @python socket.send_fds
+/// @{
 std::size_t send_fds(Socket& sock, std::span<const std::string_view> buffers,
                      std::span<const int> fds, int flags = 0,
                      const std::optional<Address>& address = std::nullopt);

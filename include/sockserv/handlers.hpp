@@ -46,8 +46,8 @@ class BaseRequestHandler {
   /// factory calls run(). A subclass inherits it (`using BaseRequestHandler::BaseRequestHandler;`).
   BaseRequestHandler(Request& req, const Address& client, BaseServer& owner) noexcept
       : request(req), client_address(client), server(owner) {}
-  /// @{
   /// Not copyable: a handler refers to its request.
+  /// @{
   BaseRequestHandler(const BaseRequestHandler&) = delete;
   BaseRequestHandler& operator=(const BaseRequestHandler&) = delete;
   /// @}

@@ -70,10 +70,10 @@ std::optional<ParsedProxyHeader> parse_proxy_header(std::string_view received,
 /// @throws SocketError or ConnectionError when a receive fails.
 ProxyHeader read_proxy_header(Socket& sock, std::size_t max_size = proxy_default_max);
 
-/// @{
 /// The v1 (text) or v2 (binary) header that says a TCP connection from `source` to
 /// `destination` (both IPv4 or both IPv6; the source's family decides) is being proxied: for
 /// clients, tests and proxies written with sockserv.
+/// @{
 std::string encode_proxy_v1(const Address& source, const Address& destination);
 std::string encode_proxy_v2(const Address& source, const Address& destination);
 /// @}

@@ -29,9 +29,9 @@
 
 namespace sockserv {
 
-/// @{
 /// The events a descriptor is watched for, combined with `|`: readable, writable.
 /// @python selectors.EVENT_READ, selectors.EVENT_WRITE
+/// @{
 inline constexpr unsigned EVENT_READ = 1;
 inline constexpr unsigned EVENT_WRITE = 2;
 /// @}
@@ -60,8 +60,8 @@ class Selector {
   /// A selector on `backend`.
   /// @throws SocketError when the backend cannot be created (epoll_create1 fails).
   explicit Selector(Backend backend = Backend::automatic);
-  /// @{
   /// Moves the registrations and the backend; the moved-from selector is empty.
+  /// @{
   Selector(Selector&&) noexcept;
   Selector& operator=(Selector&&) noexcept;
   /// @}

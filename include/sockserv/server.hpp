@@ -82,9 +82,9 @@ class Request {
   bool is_datagram() const noexcept { return server_socket_ != nullptr; }
   /// The datagram's bytes; empty for a stream request.
   const std::string& packet() const noexcept { return packet_; }
-  /// @{
   /// The idle timeout of a stream request (TCPServer::idle_timeout, set by the server); unset for
   /// a Request made by hand, whose reads all wait under the socket's timeout.
+  /// @{
   void set_idle_timeout(Timeout idle) noexcept { idle_ = idle; }
   const std::optional<Timeout>& idle_timeout() const noexcept { return idle_; }
   /// @}
@@ -110,10 +110,10 @@ class Request {
   /// @python socket.socket.sendall on the handler's request
   void sendall(std::string_view data) { socket().sendall(data); }
 
-  /// @{
   /// The client's place under the server's access policy (its per-client connection count),
   /// held as long as the request: the servers set it; a forking server keeps it in the parent
   /// until the child ends.
+  /// @{
   void keep_admission(Admission admission) noexcept { admission_ = std::move(admission); }
   Admission take_admission() noexcept { return std::move(admission_); }
   /// @}
@@ -157,8 +157,8 @@ class BaseServer {
   /// Stores the address and the handler; binds nothing.
   /// @throws SocketError when the wake-up eventfd cannot be created.
   BaseServer(Address server_address, RequestHandlerFactory handler);
-  /// @{
   /// Not copyable: handler threads refer to the server.
+  /// @{
   BaseServer(const BaseServer&) = delete;
   BaseServer& operator=(const BaseServer&) = delete;
   /// @}
@@ -409,10 +409,10 @@ class TCPServer : public BaseServer {
   ///
   /// A handler's own `timeout` (Python's attribute) overrides both: every wait is bounded by it.
   Timeout idle_timeout;
-  /// @{
   /// Dead-peer detection for TCP, set on the listening socket and so on every connection:
   /// keepalive probes after `idle` of silence (a vanished peer is found ~idle + interval x count
   /// later), and TCP_USER_TIMEOUT, the longest sent data may stay unacknowledged. nullopt: off.
+  /// @{
   std::optional<KeepAlive> keepalive = KeepAlive{};
   std::optional<std::chrono::milliseconds> tcp_user_timeout = std::chrono::seconds(60);
   /// @}

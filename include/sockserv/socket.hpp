@@ -95,14 +95,14 @@ class Socket {
   /// of the event loop). `nonblocking` says the descriptor already is.
   static Socket adopt(int fd, int family, int type, bool nonblocking = false) noexcept;
 
-  /// @{
   /// Takes over the other's descriptor, mode and stream layer; the other is left empty.
   /// Assignment closes this socket's descriptor first.
+  /// @{
   Socket(Socket&& other) noexcept;
   Socket& operator=(Socket&& other) noexcept;
   /// @}
-  /// @{
   /// Not copyable: one owner per descriptor (Python's dup() has no counterpart here).
+  /// @{
   Socket(const Socket&) = delete;
   Socket& operator=(const Socket&) = delete;
   /// @}
@@ -321,9 +321,9 @@ class Socket {
   /// SO_LINGER: nullopt = off (the default); 0 s = close() resets the connection (RST).
   /// @throws SocketError when the kernel refuses.
   void set_linger(std::optional<std::chrono::seconds> linger);
-  /// @{
   /// SO_SNDBUF and SO_RCVBUF (the kernel doubles what is set, and reports the doubled size).
   /// @throws SocketError when the kernel refuses.
+  /// @{
   void set_send_buffer_size(int bytes);
   void set_recv_buffer_size(int bytes);
   int get_send_buffer_size() const;

@@ -63,8 +63,8 @@ class SocketFile {
   /// for; `write_buffer_size` 0 sends every write() at once.
   explicit SocketFile(Socket& sock, std::size_t read_buffer_size = default_buffer_size,
                       std::size_t write_buffer_size = 0) noexcept;
-  /// @{
   /// Moves the buffers; the socket stays where it is.
+  /// @{
   SocketFile(SocketFile&&) noexcept = default;
   SocketFile& operator=(SocketFile&&) noexcept = default;
   /// @}
@@ -94,9 +94,9 @@ class SocketFile {
   /// @throws SocketError with errc::line_too_long when no newline comes within `max_len` bytes.
   /// @python io.BufferedReader.readline(size) (which returns the cut line instead)
   std::string readline(std::size_t max_len = default_max_line);
-  /// @{
   /// Bytes buffered and not yet read (Python's len(BufferedReader.peek())): a pipelined request
   /// already here can be answered without waiting. buffered() is the older name.
+  /// @{
   std::size_t buffered_input() const noexcept { return in_.size(); }
   std::size_t buffered() const noexcept { return in_.size(); }
   /// @}
@@ -146,8 +146,8 @@ class SocketFile {
   /// The socket's descriptor.
   /// @python io.BufferedReader.fileno
   int fileno() const noexcept { return sock_->fileno(); }
-  /// @{
   /// Bytes received from / sent to the socket through this file so far.
+  /// @{
   std::uint64_t bytes_received() const noexcept { return bytes_received_; }
   std::uint64_t bytes_sent() const noexcept { return bytes_sent_; }
   /// @}
@@ -186,8 +186,8 @@ class SocketFile::LineRange {
   /// returns "" (EOF).
   class iterator {
    public:
-    /// @{
     /// The standard iterator types: an input iterator over std::string lines.
+    /// @{
     using iterator_category = std::input_iterator_tag;
     using value_type = std::string;
     using difference_type = std::ptrdiff_t;
@@ -199,13 +199,13 @@ class SocketFile::LineRange {
     iterator() = default;
     /// An iterator at the first line of `range` (reads it).
     explicit iterator(LineRange* range) : range_(range) { ++*this; }
-    /// @{
     /// The current line.
+    /// @{
     reference operator*() const { return line_; }
     pointer operator->() const { return &line_; }
     /// @}
-    /// @{
     /// Reads the next line. Throws what SocketFile::readline() throws.
+    /// @{
     iterator& operator++() {
       line_ = range_->file_->readline(range_->max_len_);
       if (line_.empty()) range_ = nullptr;

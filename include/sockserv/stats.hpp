@@ -23,9 +23,9 @@ struct ServerStatsSnapshot {
   std::uint64_t tls_handshakes = 0;  ///< TLS handshakes completed
   std::uint64_t tls_failures = 0;    ///< TLS handshakes failed or timed out (connection closed)
   std::uint64_t dropped = 0;  ///< datagram replies dropped: send queue full, peer stuck or gone
-  /// @{
   /// Of `rejected`, refused by the access policy (access/access_policy.hpp): `denied` by its
   /// address rules or for a PROXY header from an untrusted peer, `limited` by a per-client limit.
+  /// @{
   std::uint64_t denied = 0;
   std::uint64_t limited = 0;
   /// @}
@@ -47,8 +47,8 @@ struct ServerStatsSnapshot {
 /// fields as ServerStatsSnapshot, as atomics the server updates while it runs.
 /// @threadsafety Safe from any thread: every update is a relaxed atomic add.
 struct ServerStats {
-  /// @{
   /// The live counters; ServerStatsSnapshot says what each one counts.
+  /// @{
   std::atomic<std::uint64_t> accepted{0};
   std::atomic<std::uint64_t> active{0};
   std::atomic<std::uint64_t> rejected{0};

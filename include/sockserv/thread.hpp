@@ -52,8 +52,8 @@ class Thread {
       detail::set_current_thread_name(nullptr);
     });
   }
-  /// @{
   /// Takes over the other's thread and name; assignment joins this one's thread first.
+  /// @{
   Thread(Thread&&) noexcept = default;
   Thread& operator=(Thread&& other) noexcept {
     if (thread_.joinable()) thread_.join();

@@ -34,11 +34,11 @@ struct PeerCredentials {
   std::string to_string() const;
 };
 
-/// @{
 /// SO_PEERCRED of a connected Unix stream socket (given as a Socket or a descriptor).
 /// @throws SocketError with EAFNOSUPPORT for a socket of another family (TCP has no such
 ///         credentials), with the errno of getsockopt otherwise.
 /// @python sock.getsockopt(SOL_SOCKET, SO_PEERCRED, struct.calcsize("3i")), unpacked
+/// @{
 PeerCredentials peer_credentials(const Socket& sock);
 PeerCredentials peer_credentials(int fd);
 /// @}
