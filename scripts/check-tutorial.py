@@ -6,15 +6,17 @@ is what the program prints.
 In a chapter, a marker line comes right before each fenced block:
 
   <!-- snippet: programs/tcp_server.cpp#handler -->     then a ```cpp block: the lines between
-      `// [snippet:handler]` and `// [end:handler]` in that file, minus their common indentation.
+      `// [snippet:handler]` and `// [end:handler]` in that file, minus their common indentation
+      (a ```python block, from a .py file, with `# [snippet:NAME]` and `# [end:NAME]`).
   <!-- output: programs/tcp_server.cpp ARGS... -->      then a ```text block: the standard output
       of the built program (<build>/<the file's path from the repository root, without .cpp>)
       run with ARGS. {tls_cert} and {tls_key} in ARGS become a fresh self-signed certificate
       for "localhost" and its key (made with the openssl command; without it, the block is
       skipped with a note).
 
-A ```cpp block without a snippet marker, or a ```text block without an output marker, is an
-error: no code in the tutorial that is not built, no output that is not checked.
+A ```cpp or ```python block without a snippet marker, a ```text block without an output marker,
+or a block in another language (but ```sh, commands for the reader) is an error: no code in the
+tutorial that is not built or run, no output that is not checked.
 
   check-tutorial.py                       check the snippets (no build needed)
   check-tutorial.py --fix                 rewrite the snippet blocks from the sources
@@ -42,8 +44,9 @@ RUN_TIMEOUT = 30  # seconds for one program; each is written to finish well with
 def snippet(source: pathlib.Path, name: str) -> str:
     """The marked region of `source`, dedented, with a final newline."""
     lines = source.read_text().splitlines()
-    starts = [i for i, l in enumerate(lines) if l.strip() == f"// [snippet:{name}]"]
-    ends = [i for i, l in enumerate(lines) if l.strip() == f"// [end:{name}]"]
+    comment = "#" if source.suffix == ".py" else "//"
+    starts = [i for i, l in enumerate(lines) if l.strip() == f"{comment} [snippet:{name}]"]
+    ends = [i for i, l in enumerate(lines) if l.strip() == f"{comment} [end:{name}]"]
     if len(starts) != 1 or len(ends) != 1 or ends[0] < starts[0]:
         raise ValueError(f"{source.relative_to(ROOT)}: no single [snippet:{name}] ... [end:{name}]")
     body = lines[starts[0] + 1 : ends[0]]
@@ -116,9 +119,9 @@ def check_chapter(md: pathlib.Path, build, fix: bool, certs: Certificates) -> li
         lang = f.group(1)
         wanted = None
         try:
-            if lang == "cpp":
+            if lang in ("cpp", "python"):
                 if not pending or pending[0] != "snippet":
-                    problems.append(f"{where(i)}: a cpp block without a snippet marker")
+                    problems.append(f"{where(i)}: a {lang} block without a snippet marker")
                 else:
                     path, _, name = pending[1].partition("#")
                     wanted = snippet((TUTORIAL / path).resolve(), name)
@@ -129,6 +132,8 @@ def check_chapter(md: pathlib.Path, build, fix: bool, certs: Certificates) -> li
                     wanted = program_output(pending[1], build, certs)
                     if wanted is None:
                         print(f"{where(i)}: skipped (no openssl command): {pending[1]}")
+            elif lang != "sh":
+                problems.append(f"{where(i)}: a {lang} block: only cpp, python, text and sh")
         except (ValueError, OSError, subprocess.SubprocessError) as e:
             problems.append(f"{where(i)}: {e}")
         if wanted is not None and wanted != body:

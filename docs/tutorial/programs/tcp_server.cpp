@@ -24,7 +24,7 @@ class UpperHandler : public sockserv::StreamRequestHandler {
   using StreamRequestHandler::StreamRequestHandler;
 
   void handle() override {
-    // Each line until the client's end of stream; a line is at most 8 KiB (rfile's limit).
+    // Each line until the client's end of stream; a line is at most 64 KiB (rfile's limit).
     for (std::string line : rfile.lines()) {
       for (char& c : line) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
       wfile.write(line);
