@@ -12,7 +12,8 @@ In a chapter, a marker line comes right before each fenced block:
       of the built program (<build>/<the file's path from the repository root, without .cpp>)
       run with ARGS. {tls_cert} and {tls_key} in ARGS become a fresh self-signed certificate
       for "localhost" and its key (made with the openssl command; without it, the block is
-      skipped with a note).
+      skipped with a note). A program that exits with status 77 is skipped the same way (a
+      build without the feature it shows).
 
 A ```cpp or ```python block without a snippet marker, a ```text block without an output marker,
 or a block in another language (but ```sh, commands for the reader) is an error: no code in the
@@ -39,6 +40,7 @@ TUTORIAL = ROOT / "docs" / "tutorial"
 MARKER = re.compile(r"^<!-- (snippet|output): (.+?) -->$")
 FENCE = re.compile(r"^```(\w*)$")
 RUN_TIMEOUT = 30  # seconds for one program; each is written to finish well within one
+SKIPPED = 77  # a program's exit status for "cannot run in this build" (e.g. TLS without OpenSSL)
 
 
 def snippet(source: pathlib.Path, name: str) -> str:
@@ -86,6 +88,8 @@ def program_output(spec: str, build: pathlib.Path, certs: Certificates):
             return None
         args = [a.format(**paths) for a in args]
     done = subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    if done.returncode == SKIPPED:
+        return None
     if done.returncode != 0:
         raise ValueError(f"{exe} exited with {done.returncode}: {done.stderr.strip()}")
     return done.stdout
@@ -131,7 +135,7 @@ def check_chapter(md: pathlib.Path, build, fix: bool, certs: Certificates) -> li
                 elif build is not None:
                     wanted = program_output(pending[1], build, certs)
                     if wanted is None:
-                        print(f"{where(i)}: skipped (no openssl command): {pending[1]}")
+                        print(f"{where(i)}: skipped (no openssl, or exit status 77): {pending[1]}")
             elif lang != "sh":
                 problems.append(f"{where(i)}: a {lang} block: only cpp, python, text and sh")
         except (ValueError, OSError, subprocess.SubprocessError) as e:

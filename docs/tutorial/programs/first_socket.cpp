@@ -45,8 +45,6 @@ int main() {
     std::cout << "the client read " << reply.size()
               << " bytes, the last line: " << reply.substr(reply.rfind("\r\n") + 2);
     // [end:reply]
-    std::cout << "listener and client are distinct sockets: "
-              << (serversocket.fileno() != clientsocket.fileno() ? "yes" : "no") << '\n';
   } catch (const std::exception& e) {
     std::cerr << "first_socket: " << e.what() << '\n';
     return 1;
