@@ -68,8 +68,8 @@ class Certificates:
                 return None
             self.dir = tempfile.TemporaryDirectory(prefix="tutorial-tls-")
             d = pathlib.Path(self.dir.name)
-            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                            "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
                             "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem")],
                            check=True, capture_output=True, timeout=RUN_TIMEOUT)
         d = pathlib.Path(self.dir.name)
@@ -144,8 +144,8 @@ def check_chapter(md: pathlib.Path, build, fix: bool, certs: Certificates) -> li
             if fix:
                 body = wanted
             else:
-                diff = difflib.unified_diff(body.splitlines(), wanted.splitlines(), "in the chapter",
-                                            "from the program", lineterm="")
+                diff = difflib.unified_diff(body.splitlines(), wanted.splitlines(),
+                                            "in the chapter", "from the program", lineterm="")
                 problems.append(f"{where(i)}: {lang} block differs:\n" + "\n".join(diff))
         out += [line, body, lines[end] if end < len(lines) else "```\n"]
         pending = None
