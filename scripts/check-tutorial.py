@@ -69,7 +69,8 @@ class Certificates:
             self.dir = tempfile.TemporaryDirectory(prefix="tutorial-tls-")
             d = pathlib.Path(self.dir.name)
             subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                            "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                            "-days", "1", "-subj", "/CN=localhost",
+                            "-addext", "subjectAltName=DNS:localhost",
                             "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem")],
                            check=True, capture_output=True, timeout=RUN_TIMEOUT)
         d = pathlib.Path(self.dir.name)
