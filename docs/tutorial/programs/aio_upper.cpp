@@ -46,6 +46,7 @@ int main() {
         for (std::size_t i = 0; i < clients.size(); ++i) {
           clients[i].sendall("client " + std::to_string(i + 1) + ", line " + std::to_string(round) +
                              "\n");
+          // A file made for one readline(): the reply is all there is to read, so none is lost.
           std::cout << sockserv::SocketFile(clients[i]).readline();
         }
       }
