@@ -10,16 +10,18 @@
 #                                RESP example's test), promtool (Debian's prometheus: the
 #                                metrics test checks the exposition format with it)
 #   scripts/bootstrap.sh ci      + clang and its libFuzzer runtime, clang-format, pkg-config,
-#                                doxygen (the API reference check, scripts/check-docs.sh)
+#                                doxygen (the API reference check, scripts/check-docs.sh),
+#                                matplotlib (compare_plot: compare.py --plot; 48 packages, about
+#                                80 s to install, so CI checks the charts too)
 #   scripts/bootstrap.sh bench   + Google Benchmark, Asio, libuv, redis-server (benchmark peers),
-#                                matplotlib (compare.py --plot; not in ci: 48 packages, 78 s to
-#                                install here, so ctest skips compare_plot there)
+#                                matplotlib
 set -euo pipefail
 
 build=(cmake ninja-build g++ libcli11-dev libssl-dev liburing-dev)
 test=("${build[@]}" libgtest-dev libgmock-dev python3 netcat-openbsd socat procps nginx
       libnginx-mod-stream iproute2 openssl gnutls-bin strace redis-tools prometheus)
-ci=("${test[@]}" clang libclang-rt-14-dev clang-format pkg-config libbenchmark-dev doxygen)
+ci=("${test[@]}" clang libclang-rt-14-dev clang-format pkg-config libbenchmark-dev doxygen
+    python3-matplotlib)
 bench=("${test[@]}" libbenchmark-dev libasio-dev libuv1-dev redis-server python3-matplotlib)
 
 case "${1:-test}" in
