@@ -531,6 +531,11 @@ bool Socket::graceful_close(std::chrono::nanoseconds drain_timeout) noexcept {
       }
       if (n < 0 && !sys::would_block(errno)) break;
     }
+  } else if (errno == ENOTCONN) {
+    // Both FINs were exchanged already (ours by an earlier shutdown): the connection is in
+    // TIME_WAIT and reads end of stream at once.
+    char probe;
+    peer_closed = ::recv(fd_, &probe, 1, MSG_DONTWAIT) == 0;
   }
   close();
   return peer_closed;

@@ -186,6 +186,20 @@ TEST(SocketIoTest, GracefulCloseReturnsFalseWhenPeerStaysOpen) {
   EXPECT_FALSE(Socket().graceful_close(1ms));
 }
 
+TEST(SocketIoTest, GracefulCloseAfterBothSidesFinishedReportsThePeerClosed) {
+  // We sent our FIN first and read the peer's: the kernel has moved the connection to
+  // TIME_WAIT, where shutdown() fails with ENOTCONN. The peer did close, and that is the answer.
+  auto [client, server] = test::tcp_pair();
+  server.settimeout(10s);
+  client.settimeout(10s);
+  server.shutdown(SHUT_WR);
+  EXPECT_EQ(client.recv(10), "");
+  client.close();
+  EXPECT_EQ(server.recv(10), "");
+  EXPECT_TRUE(server.graceful_close(50ms));
+  EXPECT_EQ(server.fileno(), -1);
+}
+
 // ---- Timeouts ----------------------------------------------------------------------------------
 
 TEST(SocketIoTest, RecvThrowsTimeoutErrorOnSilentPeer) {
