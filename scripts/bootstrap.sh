@@ -9,22 +9,28 @@
 #                                tests; nginx_proxy_test, network namespaces), redis-cli (the
 #                                RESP example's test), promtool (Debian's prometheus: the
 #                                metrics test checks the exposition format with it)
-#   scripts/bootstrap.sh ci      + clang and its libFuzzer runtime, clang-format, pkg-config
+#   scripts/bootstrap.sh package build + help2man (the man page) and dpkg-dev (dpkg-shlibdeps):
+#                                enough for `cpack --preset package` (docs/PACKAGING in README)
+#   scripts/bootstrap.sh ci      + clang and its libFuzzer runtime, clang-format, pkg-config,
+#                                the package tools and debootstrap (scripts/check-packages.sh)
 #   scripts/bootstrap.sh bench   + Google Benchmark, Asio, libuv, redis-server (benchmark peers)
 set -euo pipefail
 
 build=(cmake ninja-build g++ libcli11-dev libssl-dev liburing-dev)
 test=("${build[@]}" libgtest-dev libgmock-dev python3 netcat-openbsd socat procps nginx
       libnginx-mod-stream iproute2 openssl gnutls-bin strace redis-tools prometheus)
-ci=("${test[@]}" clang libclang-rt-14-dev clang-format pkg-config libbenchmark-dev)
+package=("${build[@]}" help2man dpkg-dev)
+ci=("${test[@]}" clang libclang-rt-14-dev clang-format pkg-config libbenchmark-dev help2man dpkg-dev
+    debootstrap)
 bench=("${test[@]}" libbenchmark-dev libasio-dev libuv1-dev redis-server)
 
 case "${1:-test}" in
   build) wanted=("${build[@]}") ;;
   test) wanted=("${test[@]}") ;;
+  package) wanted=("${package[@]}") ;;
   ci) wanted=("${ci[@]}") ;;
   bench) wanted=("${bench[@]}") ;;
-  *) echo "usage: $0 build|test|ci|bench" >&2; exit 2 ;;
+  *) echo "usage: $0 build|test|package|ci|bench" >&2; exit 2 ;;
 esac
 
 missing=()
