@@ -9,17 +9,18 @@
 #                                tests; nginx_proxy_test, network namespaces), redis-cli (the
 #                                RESP example's test), promtool (Debian's prometheus: the
 #                                metrics test checks the exposition format with it)
-#   scripts/bootstrap.sh package build + help2man (the man page) and dpkg-dev (dpkg-shlibdeps):
-#                                enough for `cpack --preset package` (docs/PACKAGING in README)
+#   scripts/bootstrap.sh package build + help2man (the man page), dpkg-dev (dpkg-shlibdeps) for
+#                                `cpack --preset package`, and debootstrap, with which
+#                                scripts/check-packages.sh makes a fresh Debian 12 to try them
 #   scripts/bootstrap.sh ci      + clang and its libFuzzer runtime, clang-format, pkg-config,
-#                                the package tools and debootstrap (scripts/check-packages.sh)
+#                                and the package group's tools
 #   scripts/bootstrap.sh bench   + Google Benchmark, Asio, libuv, redis-server (benchmark peers)
 set -euo pipefail
 
 build=(cmake ninja-build g++ libcli11-dev libssl-dev liburing-dev)
 test=("${build[@]}" libgtest-dev libgmock-dev python3 netcat-openbsd socat procps nginx
       libnginx-mod-stream iproute2 openssl gnutls-bin strace redis-tools prometheus)
-package=("${build[@]}" help2man dpkg-dev)
+package=("${build[@]}" help2man dpkg-dev debootstrap)
 ci=("${test[@]}" clang libclang-rt-14-dev clang-format pkg-config libbenchmark-dev help2man dpkg-dev
     debootstrap)
 bench=("${test[@]}" libbenchmark-dev libasio-dev libuv1-dev redis-server)
