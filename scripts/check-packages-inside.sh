@@ -20,7 +20,9 @@ for dep in libssl-dev liburing-dev; do
     fail "$dep is installed before the packages: their Depends would not be tested"
 done
 apt-get install -y -qq --no-install-recommends ./libsockserv-dev_*.deb ./sockserv_*.deb >/dev/null
-dpkg-query -W libsockserv-dev sockserv libssl-dev liburing-dev | sed 's/^/  /'
+versions=$(dpkg-query -W libsockserv-dev sockserv libssl-dev liburing-dev) ||
+  fail "libsockserv-dev's Depends did not bring libssl-dev and liburing-dev"
+sed 's/^/  /' <<<"$versions"
 
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
 for f in /usr/include/sockserv/sockserv.hpp "/usr/lib/$multiarch/libsockserv.a" \
