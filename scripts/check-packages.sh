@@ -12,7 +12,10 @@
 # still what installs them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ "$(id -u)" -eq 0 ] || { echo "check-packages: needs root (debootstrap, chroot, mount)" >&2; exit 1; }
+if [ "$(id -u)" -ne 0 ]; then
+  echo "check-packages: needs root (debootstrap, chroot, mount)" >&2
+  exit 1
+fi
 scripts/bootstrap.sh package
 started=$SECONDS
 
@@ -36,7 +39,7 @@ cleanup() {
   for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
     umount "${mounted[i]}" || umount --lazy "${mounted[i]}" || true
   done
-  if findmnt -rn -o TARGET | grep -q "^$work/"; then
+  if grep -q "^$work/" <<<"$(findmnt -rn -o TARGET)"; then
     echo "check-packages: still mounted under $work: left in place" >&2
   else
     rm -rf --one-file-system "$work"
