@@ -36,6 +36,7 @@ root=$work/root
 mounted=()
 cleanup() {
   local i
+  [ -z "${partial:-}" ] || rm -f "$partial"  # a cache tarball left half-written
   for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
     umount "${mounted[i]}" || umount --lazy "${mounted[i]}" || true
   done
@@ -68,8 +69,13 @@ cache_dir=${SOCKSERV_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sockserv}
 key=$(printf '%s\n' bookworm "$mirror" "${tools[@]}" -- "${deps[@]}" | sha256sum | cut -c1-10)
 tarball=$cache_dir/bookworm-root-$(date +%Y-%m)-$key.tar.gz
 mkdir -p "$root"
+if [ -f "$tarball" ] && ! tar -C "$root" -xzf "$tarball"; then
+  echo "check-packages: $tarball is unreadable: making the root again" >&2
+  rm -f "$tarball"
+  rm -rf --one-file-system "$root"
+  mkdir "$root"
+fi
 if [ -f "$tarball" ]; then
-  tar -C "$root" -xzf "$tarball"
   echo "check-packages: fresh Debian 12 root unpacked from $tarball ($((SECONDS - started)) s)"
 else
   echo "check-packages: making a Debian 12 root with debootstrap (minutes; cached afterwards)"
@@ -88,7 +94,9 @@ else
   leave_root
   mkdir -p "$cache_dir"
   rm -f "$cache_dir"/bookworm-root-*.tar.gz  # older months or package lists
-  tar -C "$root" -czf "$tarball.partial" . && mv "$tarball.partial" "$tarball"
+  partial=$(mktemp "$cache_dir/partial.XXXXXX")  # a run beside this one writes its own
+  tar -C "$root" -czf "$partial" .
+  mv "$partial" "$tarball"
   echo "check-packages: Debian 12 root made and cached in $tarball ($((SECONDS - started)) s)"
 fi
 
