@@ -7,6 +7,7 @@ and prints (or writes into docs/BENCHMARKS.md) one Markdown comparison.
     bench/compare.py --quick                # one repeat of one second per cell: a smoke run
     bench/compare.py --tls [--write]        # the TLS servers instead (about 5 minutes)
     bench/compare.py --udp [--write]        # the UDP echo servers instead (about 2 minutes)
+    bench/compare.py --from-raw FILE --plot DIR   # SVG charts of a recorded run (bench/charts.py)
     bench/run.sh ...                        # bootstrap + build + this script
 
 Nothing is built here: the build directory must hold tools/sockserv and bench/peers/*.
@@ -92,6 +93,11 @@ def servers(build, nproc):
         # The io_uring backend against the default epoll one (env execs the server: same PID).
         ("sockserv async ×1, io_uring",
          ["/usr/bin/env", "SOCKSERV_POLLER=io_uring", *mode("async", "--threads", "1")]),
+        # The same ring without SINGLE_ISSUER | DEFER_TASKRUN (the kernel's completion work then
+        # runs at every syscall, not batched at the wait): what those flags are worth.
+        ("sockserv async ×1, io_uring, COOP_TASKRUN",
+         ["/usr/bin/env", "SOCKSERV_POLLER=io_uring", "SOCKSERV_URING_NO_DEFER=1",
+          *mode("async", "--threads", "1")]),
         ("Asio (coroutines)", [os.path.join(peers, "asio_echo"), "0"]),
         ("libuv", [os.path.join(peers, "libuv_echo"), "0"]),
         ("thread per connection", [os.path.join(peers, "thread_per_conn_echo"), "0"]),
@@ -890,6 +896,17 @@ def kib_to_mib(kib):
     return None if kib is None else kib / 1024
 
 
+def load_charts():
+    """bench/charts.py, which needs matplotlib: Debian's, in Debian's python3 (a pyenv or venv
+    python3 first in PATH does not see it)."""
+    try:
+        import charts
+    except ImportError as e:
+        sys.exit(f"compare.py: --plot needs matplotlib ({e}): scripts/bootstrap.sh bench installs "
+                 f"python3-matplotlib; run compare.py with /usr/bin/python3")
+    return charts
+
+
 def write_block(block, begin=BEGIN, end=END):
     path = os.path.join(ROOT, "docs", "BENCHMARKS.md")
     text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
@@ -949,7 +966,13 @@ def main():
     parser.add_argument("--raw", help="write every measurement as JSON to this file")
     parser.add_argument("--from-raw", metavar="FILE",
                         help="measure nothing: render the tables of an earlier --raw file")
+    parser.add_argument("--plot", metavar="DIR",
+                        help="also draw the comparison as SVG charts into DIR (bench/charts.py; "
+                        "needs Debian's python3-matplotlib); not for --udp")
     args = parser.parse_args()
+    if args.plot and args.udp:
+        sys.exit("compare.py: --plot draws the TCP and TLS comparisons, not --udp")
+    charts = load_charts() if args.plot else None  # before a long run, not after it
     raw = None
     if args.from_raw:
         with open(args.from_raw) as f:
@@ -998,8 +1021,10 @@ def main():
                      f"{', '.join(suite.keys())}")
         suite.scenarios = [s for s in suite.scenarios if s[0] in wanted]
     server_list = []
-    for name, command in candidates:
-        program = command[2] if command[0] == "/usr/bin/env" else command[0]
+    for name, command in [] if raw else candidates:  # --from-raw runs nothing
+        program = command[0]
+        if program == "/usr/bin/env":  # env VAR=VALUE... PROGRAM
+            program = next(word for word in command[1:] if "=" not in word)
         if not (os.access(program, os.X_OK)):
             print(f"compare.py: skipping {name}: {program} not built", file=sys.stderr)
             continue
@@ -1055,6 +1080,12 @@ def main():
     if args.write:
         where = write_block(block, TLS_BEGIN, TLS_END) if args.tls else write_block(block)
         print(f"compare.py: wrote {where}", file=sys.stderr)
+    if charts:
+        subtitle = f"{'TLS, ' if args.tls else ''}{args.label or machine_description()[2]}, " \
+                   f"run {started:%Y-%m-%d}"
+        for path in charts.write_charts(args.plot, table, names, [s[:2] for s in suite.scenarios],
+                                        kind, suite.ceiling, subtitle, "tls-" if args.tls else ""):
+            print(f"compare.py: wrote {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -21,4 +21,8 @@ else
   cmake --preset release >/dev/null
   cmake --build --preset release -j "${JOBS:-2}" "${targets[@]}" >&2
 fi
-exec python3 bench/compare.py --build-dir "$BUILD_DIR" "$@"
+# Debian's python3, where scripts/bootstrap.sh installed matplotlib (--plot), even when a pyenv or
+# venv python3 comes first in PATH.
+python=/usr/bin/python3
+[ -x "$python" ] || python=python3
+exec "$python" bench/compare.py --build-dir "$BUILD_DIR" "$@"

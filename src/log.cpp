@@ -5,39 +5,21 @@
 
 #include <atomic>
 #include <chrono>
-#include <ctime>
 
 namespace sockserv {
 namespace {
 
 std::atomic<LogLevel> threshold{LogLevel::info};
+std::atomic<LogFormat> line_format{LogFormat::text};
 
 LogSink& custom_sink() {
   static LogSink sink;
   return sink;
 }
 
-std::string timestamp() {
-  using namespace std::chrono;
-  const auto now = system_clock::now();
-  const std::time_t seconds = system_clock::to_time_t(now);
-  const auto millis = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm utc{};
-  ::gmtime_r(&seconds, &utc);
-  char text[40];
-  const auto n = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &utc);
-  char ms[8];
-  std::snprintf(ms, sizeof ms, ".%03dZ", static_cast<int>(millis));
-  return std::string(text, n) + ms;
-}
-
 void write_stderr(LogLevel level, std::string_view message) {
-  std::string line = timestamp();
-  line += ' ';
-  line += to_string(level);
-  line += ' ';
-  line += message;
-  line += '\n';
+  const std::string line =
+      format_log_line(line_format, std::chrono::system_clock::now(), level, message);
   std::size_t done = 0;
   while (done < line.size()) {
     const auto n = ::write(STDERR_FILENO, line.data() + done, line.size() - done);
@@ -51,6 +33,8 @@ void write_stderr(LogLevel level, std::string_view message) {
 void set_log_sink(LogSink sink) { custom_sink() = std::move(sink); }
 void set_log_level(LogLevel level) { threshold = level; }
 LogLevel log_level() noexcept { return threshold; }
+void set_log_format(LogFormat format) noexcept { line_format = format; }
+LogFormat log_format() noexcept { return line_format; }
 bool log_enabled(LogLevel level) noexcept { return level >= threshold.load(); }
 
 void log(LogLevel level, std::string_view message) noexcept {

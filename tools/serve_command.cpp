@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <iostream>
 #include <map>
@@ -54,6 +55,17 @@ int wait_for_event(int signal_fd, int done_fd, int timeout_ms) {
       }
     }
     if (fds[1].revents & (POLLIN | POLLHUP)) return 0;  // the writer closed: serving ended
+  }
+}
+
+// A line for stderr whatever --log-level says (the metrics address, a fatal error), in the
+// --log-format chosen: in json, a log shipper reading stderr sees nothing but JSON lines.
+void tell_stderr(LogLevel level, const std::string& message) {
+  if (log_format() == LogFormat::json) {
+    std::cerr << format_log_line(LogFormat::json, std::chrono::system_clock::now(), level, message)
+              << std::flush;
+  } else {
+    std::cerr << message << std::endl;
   }
 }
 
@@ -91,7 +103,7 @@ std::unique_ptr<MetricsEndpoint> start_metrics(const ServeOptions& options,
   if (options.metrics.empty()) return nullptr;
   auto metrics = std::make_unique<MetricsEndpoint>(Address::lookup(options.metrics, SOCK_STREAM),
                                                    server.snapshot);
-  std::cerr << "metrics on " << metrics->address().to_string() << std::endl;
+  tell_stderr(LogLevel::info, "metrics on " + metrics->address().to_string());
   return metrics;
 }
 
@@ -101,6 +113,7 @@ int run_serve(const ServeOptions& options) {
                                                       {"warning", LogLevel::warning},
                                                       {"error", LogLevel::error}};
   set_log_level(levels.at(options.log_level));
+  set_log_format(options.log_format == "json" ? LogFormat::json : LogFormat::text);
   // Block the stop signals before any thread starts, so every thread inherits the mask and the
   // signals wait in the signalfd.
   sigset_t stop_signals;
@@ -165,6 +178,17 @@ int run_serve(const ServeOptions& options) {
   if (options.stats_interval > 0) log(LogLevel::info, "stats " + server.stats());
   if (serve_error) std::rethrow_exception(serve_error);
   return 0;
+}
+
+void add_log_options(CLI::App& cmd, ServeOptions& o) {
+  cmd.add_option("--log-level", o.log_level, "debug | info | warning | error")
+      ->check(CLI::IsMember({"debug", "info", "warning", "error"}))
+      ->default_val("info");
+  cmd.add_option("--log-format", o.log_format,
+                 "text: 'TIME LEVEL message' lines; json: one JSON object per line, "
+                 "{\"time\", \"level\", \"message\"}, for log shippers (docs/OPERATIONS.md, Logs)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->default_val("text");
 }
 
 }  // namespace
@@ -249,9 +273,6 @@ void add_serve_command(CLI::App& app, int& exit_status) {
   cmd->add_flag("--inetd", o->inetd,
                 "Serve the listening socket on fd 0 (inetd). A systemd socket (LISTEN_FDS) is "
                 "used automatically.");
-  cmd->add_option("--log-level", o->log_level, "debug | info | warning | error")
-      ->check(CLI::IsMember({"debug", "info", "warning", "error"}))
-      ->default_val("info");
   cmd->add_option("--unix-mode", o->unix_mode,
                   "Unix path socket: the socket file's mode, octal (e.g. 660), set before listen");
   cmd->add_option("--unix-owner", o->unix_owner,
@@ -268,13 +289,14 @@ void add_serve_command(CLI::App& app, int& exit_status) {
   cmd->add_option("--user", o->user,
                   "Bind, then become USER[:GROUP] (supplementary groups cleared) before serving; "
                   "a failed drop exits with an error");
+  add_log_options(*cmd, *o);
   add_server_tls_options(*cmd, o->tls);
   add_access_options(*cmd, o->access);
   cmd->callback([o, &exit_status] {
     try {
       exit_status = run_serve(*o);
     } catch (const std::exception& e) {
-      std::cerr << "sockserv serve: " << e.what() << std::endl;
+      tell_stderr(LogLevel::error, std::string("sockserv serve: ") + e.what());
       exit_status = 1;
     }
   });

@@ -46,6 +46,7 @@ struct ServeOptions {
   bool proxy_protocol = false;
   bool inetd = false;
   std::string log_level = "info";
+  std::string log_format = "text";  // text | json: one JSON object per line
   ServerTlsOptions tls;
   AccessOptions access;
   // Unix sockets: the socket file's mode (octal text, "" keeps the umask's) and owner

@@ -38,6 +38,7 @@ struct Reading {
 // its layout is the compiler's business, so it is never sent as it is in memory).
 constexpr std::size_t wire_size = 18;
 
+// [snippet:pack]
 std::string pack(const Reading& r) {
   std::string wire(wire_size, '\0');
   sockserv::store_be16(wire.data(), r.sensor);
@@ -55,6 +56,7 @@ Reading unpack(const std::string& wire) {
   r.timestamp_ms = sockserv::load_be64(wire.data() + 10);
   return r;
 }
+// [end:pack]
 
 std::string hex(const void* bytes, std::size_t n) {
   std::string out;

@@ -35,6 +35,7 @@
 
 namespace {
 
+// [snippet:handler]
 class ThreadedTCPRequestHandler : public sockserv::BaseRequestHandler {
  public:
   using BaseRequestHandler::BaseRequestHandler;
@@ -47,6 +48,7 @@ class ThreadedTCPRequestHandler : public sockserv::BaseRequestHandler {
 };
 
 using ThreadedTCPServer = sockserv::ThreadingMixIn<sockserv::TCPServer>;
+// [end:handler]
 
 void client(const sockserv::Address& address, std::string_view message) {
   sockserv::Socket sock(address.family(), SOCK_STREAM);

@@ -1,17 +1,20 @@
 // SPDX-License-Identifier: MIT
-// ThreadingMixIn and ForkingMixIn: Python's mix-in classes as class templates over any server.
-//
-//   Python:  class ThreadingTCPServer(ThreadingMixIn, TCPServer): pass
-//   C++:     using ThreadingTCPServer = ThreadingMixIn<TCPServer>;
-//
-// The mixin derives from the server it wraps and overrides its hooks; Base::process_request() is
-// Python's super().process_request(). It composes with your own servers too:
-// ThreadingMixIn<MyAuditedServer>. (docs/adr/0002-mixins.md says why a template and not a
-// policy object.)
-//
-// A C++ destructor cannot call an override, so each mixin cleans up in its own destructor:
-// ~ThreadingMixIn joins its threads, ~ForkingMixIn reaps its children. server_close() stays
-// public and idempotent for an earlier, explicit close.
+/// @file
+/// ThreadingMixIn and ForkingMixIn: Python's mix-in classes as class templates over any server.
+///
+/// ```
+///   Python:  class ThreadingTCPServer(ThreadingMixIn, TCPServer): pass
+///   C++:     using ThreadingTCPServer = ThreadingMixIn<TCPServer>;
+/// ```
+///
+/// The mixin derives from the server it wraps and overrides its hooks; Base::process_request() is
+/// Python's super().process_request(). It composes with your own servers too:
+/// `ThreadingMixIn<MyAuditedServer>`. (docs/adr/0002-mixins.md says why a template and not a
+/// policy object.)
+///
+/// A C++ destructor cannot call an override, so each mixin cleans up in its own destructor:
+/// ~ThreadingMixIn joins its threads, ~ForkingMixIn reaps its children. server_close() stays
+/// public and idempotent for an earlier, explicit close.
 #pragma once
 
 #include <sockserv/server.hpp>
@@ -113,10 +116,17 @@ inline void close_workers(WorkerSet& workers, Timeout grace) {
 
 }  // namespace detail
 
+/// Handles each request in a new thread (a named sockserv::Thread), up to max_connections at
+/// once; `Base` is any server. Handler errors stay in their thread: they reach handle_error().
+/// @threadsafety As the Base server; the handlers run concurrently, so what they share (the
+/// server, its handler factory) must be safe to use from many threads.
+/// @python socketserver.ThreadingMixIn
 template <class Base>
 class ThreadingMixIn : public Base {
  public:
   using Base::Base;
+  /// Shuts down the handlers' connections when daemon_threads (or !block_on_close), then joins
+  /// every handler thread: they refer to this server.
   ~ThreadingMixIn() override {
     // Handler threads refer to this server, so even daemon threads are waited for; their
     // connections are shut down first so they end promptly.
@@ -124,13 +134,18 @@ class ThreadingMixIn : public Base {
     workers_.join_all();
   }
 
-  // Python's attributes and defaults. daemon_threads: server_close() does not wait for the
-  // threads (the destructor still does, after shutting their connections down).
+  /// Python's attribute and default: with daemon_threads, server_close() does not wait for the
+  /// threads (the destructor still does, after shutting their connections down).
+  /// @python socketserver.ThreadingMixIn.daemon_threads
   bool daemon_threads = false;
-  // server_close() waits for all handler threads (up to shutdown_grace).
+  /// server_close() waits for all handler threads (up to shutdown_grace).
+  /// @python socketserver.ThreadingMixIn.block_on_close
   bool block_on_close = true;
 
-  // Starts a thread that runs process_request_thread().
+  /// Starts a thread that runs process_request_thread(); the request moves into it.
+  /// @throws std::system_error when the thread cannot be started (the request is then closed
+  ///         by the serving loop's error path).
+  /// @python socketserver.ThreadingMixIn.process_request
   void process_request(Request& request, const Address& client_address) override {
     if (!workers_.on_done) workers_.on_done = [this] { this->notify_capacity(); };
     const int fd = request.is_datagram() ? -1 : request.socket().fileno();
@@ -139,42 +154,54 @@ class ThreadingMixIn : public Base {
     });
   }
 
-  // The thread's body: finish_request(), handle_error() on any exception (an exception may not
-  // leave a thread), then shutdown_request(). May be overridden.
+  /// The thread's body: finish_request(), handle_error() on any exception (an exception may not
+  /// leave a thread), then shutdown_request(). May be overridden.
+  /// @python socketserver.ThreadingMixIn.process_request_thread
   virtual void process_request_thread(Request& request, const Address& client_address) {
     this->run_request(request, client_address);
   }
 
-  // Ends the handler threads first (block_on_close), then closes. Python closes first, but a
-  // datagram handler replies through the server's socket: closed under it, the reply fails, and
-  // in C++ the descriptor number may already belong to another socket.
+  /// Ends the handler threads first (block_on_close), then closes. Python closes first, but a
+  /// datagram handler replies through the server's socket: closed under it, the reply fails, and
+  /// in C++ the descriptor number may already belong to another socket. Threads still running
+  /// after shutdown_grace have their connections shut down, then are joined.
+  /// @python socketserver.ThreadingMixIn.server_close
   void server_close() override {
     if (block_on_close && !daemon_threads) detail::close_workers(workers_, this->shutdown_grace);
     Base::server_close();
   }
 
-  // Handler threads still running.
+  /// Handler threads still running.
+  /// @threadsafety Safe from any thread.
   std::size_t active_threads() const { return workers_.active(); }
 
  protected:
+  /// True while max_connections handler threads run.
   bool at_capacity() override { return workers_.active() >= this->max_connections; }
 
  private:
   detail::WorkerSet workers_;
 };
 
-// A bounded pool instead of a thread per request: pool_size threads take requests from a queue
-// of at most queue_size; when the queue is full the server stops accepting (connections wait in
-// the kernel's backlog) until a worker frees a place. Threads start with the first request.
+/// A bounded pool instead of a thread per request: pool_size threads take requests from a queue
+/// of at most queue_size; when the queue is full the server stops accepting (connections wait in
+/// the kernel's backlog) until a worker frees a place. Threads start with the first request.
+/// Python has no such mixin (concurrent.futures.ThreadPoolExecutor is the nearest).
+/// @threadsafety As ThreadingMixIn.
 template <class Base>
 class ThreadPoolMixIn : public Base {
  public:
   using Base::Base;
+  /// Lets the workers finish the queue, then joins them (no grace limit).
   ~ThreadPoolMixIn() override { stop_pool(std::nullopt); }
 
+  /// Worker threads; set before serving.
   std::size_t pool_size = 16;
+  /// Requests that may wait for a worker before the server stops accepting.
   std::size_t queue_size = 64;
 
+  /// Queues the request for a worker (starting the pool on the first request).
+  /// @throws std::system_error when the pool's threads cannot be started.
   void process_request(Request& request, const Address& client_address) override {
     std::lock_guard lock(mutex_);
     if (!started_) start_pool();
@@ -182,13 +209,16 @@ class ThreadPoolMixIn : public Base {
     ready_.notify_one();
   }
 
-  // The workers first: a datagram request is answered through the server's socket.
+  /// Stops the pool first (the workers finish the queue, up to shutdown_grace; then requests not
+  /// started are closed and running ones' connections shut down), then closes: a datagram
+  /// request is answered through the server's socket.
   void server_close() override {
     stop_pool(this->shutdown_grace);
     Base::server_close();
   }
 
  protected:
+  /// True while the queue is full.
   bool at_capacity() override {
     std::lock_guard lock(mutex_);
     return queue_.size() >= queue_size;
@@ -251,29 +281,51 @@ class ThreadPoolMixIn : public Base {
   detail::WorkerSet workers_;
 };
 
+/// Handles each request in a forked child process, up to max_children at once; the parent
+/// reaps them (only its own children) in service_actions() and handle_timeout().
+///
+/// Warning: fork() copies only the calling thread. Fork a server only from a process whose
+/// other threads hold no lock the child needs (a running aio::EventLoop, a logging thread or a
+/// ThreadingMixIn server in the same process are such threads); the child must not touch them.
+/// @threadsafety As the Base server; children share nothing with the parent after fork().
+/// @python socketserver.ForkingMixIn
 template <class Base>
 class ForkingMixIn : public Base {
  public:
   using Base::Base;
-  // Python's ForkingMixIn sets timeout = 300, so handle_request() reaps children now and then.
-  // (A base server with other constructors keeps them, through the using-declaration above,
-  // without this default.)
+  /// Python's ForkingMixIn sets timeout = 300, so handle_request() reaps children now and then.
+  /// (A base server with other constructors keeps them, through the using-declaration above,
+  /// without this default.)
+  /// Throws what Base's constructor throws.
   ForkingMixIn(const Address& address, RequestHandlerFactory handler, bool bind_and_activate = true)
       : Base(address, std::move(handler), bind_and_activate) {
     this->timeout = std::chrono::seconds(300);
   }
+  /// Reaps the children, waiting while max_children or more still run.
   ~ForkingMixIn() override { detail::collect_children(active_children, max_children, true); }
 
+  /// The pids of children still running.
+  /// @python socketserver.ForkingMixIn.active_children
   std::set<pid_t> active_children;
+  /// The most children at once; at the limit the server stops accepting.
+  /// @python socketserver.ForkingMixIn.max_children
   std::size_t max_children = 40;
-  // server_close() waits for all children (up to shutdown_grace, then SIGTERM).
+  /// server_close() waits for all children (up to shutdown_grace, then SIGTERM).
+  /// @python socketserver.ForkingMixIn.block_on_close
   bool block_on_close = true;
 
+  /// Reaps finished children (only this server's); with `blocking`, or while max_children or
+  /// more run, waits for enough of them to exit. Logs a child killed by a signal.
+  /// @python socketserver.ForkingMixIn.collect_children
   void collect_children(bool blocking = false) {
     detail::collect_children(active_children, max_children, blocking);
     release_admissions();
   }
+  /// Reaps finished children.
+  /// @python socketserver.ForkingMixIn.handle_timeout
   void handle_timeout() override { collect_children(); }
+  /// Calls Base::service_actions(), then reaps finished children without blocking.
+  /// @python socketserver.ForkingMixIn.service_actions
   void service_actions() override {
     Base::service_actions();
     // Reaps without blocking; the max_children limit is kept by at_capacity(), so the loop
@@ -282,8 +334,10 @@ class ForkingMixIn : public Base {
     release_admissions();
   }
 
-  // Forks; the parent closes its copy of the request, the child handles it and exits with 0
-  // (or 1 after handle_error) without returning.
+  /// Forks; the parent closes its copy of the request, the child handles it and exits with 0
+  /// (or 1 after handle_error) without returning.
+  /// @throws SocketError when fork() fails (EAGAIN, ENOMEM); the request is then closed.
+  /// @python socketserver.ForkingMixIn.process_request
   void process_request(Request& request, const Address& client_address) override {
     if (const pid_t pid = detail::fork_request()) {
       active_children.insert(pid);
@@ -297,6 +351,9 @@ class ForkingMixIn : public Base {
     detail::exit_child(this->stats.handler_errors.load() == errors_before ? 0 : 1);
   }
 
+  /// Closes, then (block_on_close) waits for the children up to shutdown_grace, sends SIGTERM
+  /// to those left and reaps them.
+  /// @python socketserver.ForkingMixIn.server_close
   void server_close() override {
     Base::server_close();
     if (block_on_close) detail::close_children(active_children, this->shutdown_grace);
@@ -304,6 +361,7 @@ class ForkingMixIn : public Base {
   }
 
  protected:
+  /// True while max_children children run (after reaping those that ended).
   bool at_capacity() override {
     if (active_children.size() < max_children) return false;
     detail::collect_children(active_children, std::numeric_limits<std::size_t>::max(), false);
@@ -320,17 +378,32 @@ class ForkingMixIn : public Base {
   std::map<pid_t, Admission> admissions_;
 };
 
+/// A thread per request on TCP. @python socketserver.ThreadingTCPServer
 using ThreadingTCPServer = ThreadingMixIn<TCPServer>;
+/// A thread per datagram. @python socketserver.ThreadingUDPServer
 using ThreadingUDPServer = ThreadingMixIn<UDPServer>;
+/// A thread per connection on a Unix stream socket. @python socketserver.ThreadingUnixStreamServer
 using ThreadingUnixStreamServer = ThreadingMixIn<UnixStreamServer>;
+/// A thread per datagram on a Unix datagram socket.
+/// @python socketserver.ThreadingUnixDatagramServer
 using ThreadingUnixDatagramServer = ThreadingMixIn<UnixDatagramServer>;
+/// A child process per request on TCP. @python socketserver.ForkingTCPServer
 using ForkingTCPServer = ForkingMixIn<TCPServer>;
+/// A child process per datagram. @python socketserver.ForkingUDPServer
 using ForkingUDPServer = ForkingMixIn<UDPServer>;
+/// A child process per connection on a Unix stream socket.
+/// @python socketserver.ForkingUnixStreamServer
 using ForkingUnixStreamServer = ForkingMixIn<UnixStreamServer>;
+/// A child process per datagram on a Unix datagram socket.
+/// @python socketserver.ForkingUnixDatagramServer
 using ForkingUnixDatagramServer = ForkingMixIn<UnixDatagramServer>;
+/// A bounded thread pool on TCP.
 using ThreadPoolTCPServer = ThreadPoolMixIn<TCPServer>;
+/// A bounded thread pool for datagrams.
 using ThreadPoolUDPServer = ThreadPoolMixIn<UDPServer>;
+/// A bounded thread pool on a Unix stream socket.
 using ThreadPoolUnixStreamServer = ThreadPoolMixIn<UnixStreamServer>;
+/// A bounded thread pool on a Unix datagram socket.
 using ThreadPoolUnixDatagramServer = ThreadPoolMixIn<UnixDatagramServer>;
 
 }  // namespace sockserv

@@ -47,11 +47,13 @@
 #include <liburing.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <tuple>
@@ -77,11 +79,7 @@ constexpr unsigned edge_events = POLLIN | POLLRDHUP;  // HUP and ERR always come
 class UringReactor final : public Reactor {
  public:
   UringReactor() {
-    // Completions are noticed at the loop's next syscall instead of by interrupting it (an
-    // inter-processor interrupt per completion doubled the CPU per message on a VM).
-    int rc =
-        ::io_uring_queue_init(1024, &ring_, IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG);
-    if (rc == -EINVAL) rc = ::io_uring_queue_init(1024, &ring_, 0);  // before Linux 5.19
+    int rc = setup_ring();
     if (rc < 0) throw_error({-rc, std::generic_category()}, "io_uring_queue_init");
     // Multishot polls came with Linux 5.13; CQE_SKIP (5.17) is the nearest feature bit to test.
     if (!(ring_.features & IORING_FEAT_CQE_SKIP)) {
@@ -347,13 +345,10 @@ class UringReactor final : public Reactor {
       ts.tv_nsec = static_cast<long long>(timeout_ms % 1000) * 1000000;
       tsp = &ts;
     }
-    if (buffers_ != nullptr) {
-      if (!thread_adopted_) {
-        buffers_->adopt_thread();
-        thread_adopted_ = true;
-      }
-      buffers_->drain_foreign();
+    if (!thread_adopted_) {
+      if (const auto ec = adopt_thread()) return ec;
     }
+    if (buffers_ != nullptr) buffers_->drain_foreign();
     io_uring_cqe* cqe = nullptr;
     ++submissions_;  // what is queued goes in now
     const int rc = ::io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, tsp, nullptr);
@@ -371,6 +366,42 @@ class UringReactor final : public Reactor {
   }
 
  private:
+  // Linux 6.1+: one thread submits and waits (SINGLE_ISSUER: no locking inside the ring), and the
+  // kernel defers the work that turns a socket's wake-up into a completion until that thread
+  // waits (DEFER_TASKRUN), batching it instead of interrupting the thread per completion. The
+  // ring starts disabled, because a loop is built on one thread and run on another: the thread
+  // that first waits enables it and becomes its only submitter. Older kernels refuse the flags:
+  // then completions are noticed at the loop's next syscall (COOP_TASKRUN, 5.19; an
+  // inter-processor interrupt per completion doubled the CPU per message on a VM), or as they come.
+  int setup_ring() noexcept {
+    constexpr unsigned single = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+                                IORING_SETUP_R_DISABLED | IORING_SETUP_SUBMIT_ALL;
+    if (std::getenv("SOCKSERV_URING_NO_DEFER") == nullptr) {
+      const int rc = ::io_uring_queue_init(1024, &ring_, single);
+      if (rc != -EINVAL) {
+        single_issuer_ = rc == 0;
+        return rc;
+      }
+    }
+    const int rc =
+        ::io_uring_queue_init(1024, &ring_, IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG);
+    return rc == -EINVAL ? ::io_uring_queue_init(1024, &ring_, 0) : rc;  // before Linux 5.19
+  }
+
+  // The first wait: this thread becomes the ring's submitter (and the buffer ring's owner).
+  std::error_code adopt_thread() noexcept {
+    if (single_issuer_) {
+      // liburing 2.3 declares io_uring_enable_rings but does not export it: the raw call.
+      if (::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr,
+                    0) < 0) {
+        return {errno, std::generic_category()};
+      }
+    }
+    if (buffers_ != nullptr) buffers_->adopt_thread();
+    thread_adopted_ = true;
+    return {};
+  }
+
   struct Entry {
     IoState* state = nullptr;  // nullptr: free
     std::uint32_t generation = 0;
@@ -619,6 +650,7 @@ class UringReactor final : public Reactor {
   std::vector<std::pair<std::uint64_t, int>> accepted_;
   std::uint64_t ring_exhausted_ = 0;
   bool thread_adopted_ = false;
+  bool single_issuer_ = false;  // SINGLE_ISSUER | DEFER_TASKRUN: only the adopting thread enters
 };
 
 }  // namespace

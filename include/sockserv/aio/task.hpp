@@ -1,20 +1,23 @@
 // SPDX-License-Identifier: MIT
-// Task<T>: the coroutine type of sockserv::aio.
-//
-//   Task<std::string> read_greeting(Connection& conn) { co_return co_await conn.readline(); }
-//   Task<void> handle(Connection conn) { auto line = co_await read_greeting(conn); ... }
-//
-// A Task is lazy: it starts when awaited (or when spawn()ed), runs on the awaiting coroutine's
-// event loop, and hands its result or exception to the awaiter. Awaiting a finished Task's
-// successor uses symmetric transfer (through the loop's trampoline, see resume_flat), so long
-// chains of co_await never grow the stack, whatever the optimisation level.
-//
-// Cancellation: every chain of Tasks started by one spawn() shares a CancelState. cancel() makes
-// the operation the chain is suspended in (I/O, sleep, to_thread) finish at once with
-// std::errc::operation_canceled, and every later operation too, so the coroutine unwinds through
-// its destructors like any exception. The servers cancel a connection's task when they shut down.
-//
-// Ownership: a Task owns its coroutine frame (move-only). Thread safety: a Task runs on one loop.
+/// @file
+/// `Task<T>`: the coroutine type of sockserv::aio.
+///
+/// ```
+///   Task<std::string> read_greeting(Connection& conn) { co_return co_await conn.readline(); }
+///   Task<void> handle(Connection conn) { auto line = co_await read_greeting(conn); ... }
+/// ```
+///
+/// A Task is lazy: it starts when awaited (or when spawn()ed), runs on the awaiting coroutine's
+/// event loop, and hands its result or exception to the awaiter. Awaiting a finished Task's
+/// successor uses symmetric transfer (through the loop's trampoline, see resume_flat), so long
+/// chains of co_await never grow the stack, whatever the optimisation level.
+///
+/// Cancellation: every chain of Tasks started by one spawn() shares a CancelState. cancel() makes
+/// the operation the chain is suspended in (I/O, sleep, to_thread) finish at once with
+/// std::errc::operation_canceled, and every later operation too, so the coroutine unwinds through
+/// its destructors like any exception. The servers cancel a connection's task when they shut down.
+///
+/// Ownership: a Task owns its coroutine frame (move-only). Thread safety: a Task runs on one loop.
 #pragma once
 
 #include <coroutine>
@@ -25,35 +28,46 @@
 #include <type_traits>
 #include <utility>
 
+/// The event-loop layer: coroutines (Task), the EventLoop that runs them, awaitable
+/// connections and the event-loop servers. Python's asyncio, in C++20 coroutines.
 namespace sockserv::aio {
 
 namespace detail {
 struct IoState;
 }
 
-// The cancellation state of one chain of tasks. Awaitables that suspend register how to
-// interrupt themselves in `cancel_fn`/`cancel_arg` and clear it when they resume.
+/// The cancellation state of one chain of tasks (those a spawn() started, and every Task they
+/// await). Awaitables that suspend register how to interrupt themselves in `cancel_fn` and
+/// `cancel_arg` and clear it when they resume. Not copyable: its owner keeps it alive until the
+/// chain ends.
+/// @threadsafety Loop thread only.
 struct CancelState {
+  /// Set by cancel(): every operation of the chain from now on throws operation_canceled.
   bool cancelled = false;
-  // Set when the cancellation came from the peer hanging up while the chain was busy elsewhere
-  // (not from a shutdown): the servers count and log that as a peer gone, not as nothing.
+  /// Set when the cancellation came from the peer hanging up while the chain was busy elsewhere
+  /// (not from a shutdown): the servers count and log that as a peer gone, not as nothing.
   bool peer_gone = false;
+  /// For awaitables: interrupts the operation the chain is suspended in (nullptr: none).
   void (*cancel_fn)(void*) = nullptr;
+  /// For awaitables: the argument cancel_fn is called with.
   void* cancel_arg = nullptr;
-  // The connection whose peer hanging up cancels this chain (Connection::set_owner). The link
-  // goes both ways and whichever of the two ends first undoes it, so a connection that outlives
-  // the task (or a task that outlives its connection) never sees a dangling pointer.
+  /// The connection whose peer hanging up cancels this chain (Connection::set_owner). The link
+  /// goes both ways and whichever of the two ends first undoes it, so a connection that outlives
+  /// the task (or a task that outlives its connection) never sees a dangling pointer.
   detail::IoState* hangup_watch = nullptr;
-  // For the library (EventLoop::start_root): set on the state a root task was started with;
-  // called once that task has ended and its frame is gone, with its exception (or nullptr).
+  /// For the library (EventLoop::start_root): set on the state a root task was started with;
+  /// called once that task has ended and its frame is gone, with its exception (or nullptr).
   void (*on_root_done)(CancelState& self, std::exception_ptr error) noexcept = nullptr;
 
+  /// A chain that is not cancelled.
   CancelState() = default;
   CancelState(const CancelState&) = delete;
   CancelState& operator=(const CancelState&) = delete;
+  /// Undoes the link to the connection in hangup_watch, if any.
   ~CancelState();
 
-  // Marks the chain cancelled and interrupts the pending operation, if any. Loop thread only.
+  /// Marks the chain cancelled and interrupts the pending operation, if any. Loop thread only.
+  /// @python asyncio.Task.cancel
   void cancel() noexcept {
     cancelled = true;
     if (auto* fn = std::exchange(cancel_fn, nullptr)) fn(cancel_arg);
@@ -103,6 +117,9 @@ inline void resume_flat(std::coroutine_handle<> h) noexcept {
 // the work-around, instead of silently doing nothing. It cannot throw instead: the compiler
 // would unwind through the same broken frame. Declaring any local variable in the coroutine
 // is the work-around; GCC 13 and clang are not affected.
+/// @def SOCKSERV_AIO_CHECK_COROUTINE_FRAMES
+/// 1 when the compiler is GCC before 13 (bug 106188, above): sockserv's coroutines then check
+/// their frame at their first call and stop the program with a message if it was miscompiled.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
 #define SOCKSERV_AIO_CHECK_COROUTINE_FRAMES 1
 #else
@@ -179,15 +196,27 @@ struct Promise;
 
 }  // namespace detail
 
+/// The coroutine type of sockserv::aio: a function returning `Task<T>` may `co_await` and
+/// `co_return` a T. Lazy: it starts when awaited or spawn()ed, and hands its result or exception
+/// to the awaiter (so `co_await task` rethrows what the task threw). Owns its coroutine frame;
+/// move-only.
+/// @threadsafety A Task runs on one event loop; one thread at a time.
+/// @python asyncio's coroutine objects (awaited) and asyncio.Task (spawned)
 template <class T = void>
 class [[nodiscard]] Task {
  public:
+  /// The coroutine's promise (what makes a function returning Task a coroutine).
   using promise_type = detail::Promise<T>;
+  /// What `co_await` on the task returns.
   using value_type = T;
 
+  /// No coroutine (valid() is false).
   Task() noexcept = default;
+  /// For the promise: the task owning coroutine frame `h`.
   explicit Task(std::coroutine_handle<promise_type> h) noexcept : handle_(h) {}
+  /// Takes over `other`'s frame; `other` is then empty.
   Task(Task&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
+  /// Destroys this task's frame (if any), then takes over `other`'s.
   Task& operator=(Task&& other) noexcept {
     if (this != &other) {
       if (handle_) handle_.destroy();
@@ -197,15 +226,24 @@ class [[nodiscard]] Task {
   }
   Task(const Task&) = delete;
   Task& operator=(const Task&) = delete;
+  /// Destroys the coroutine frame (a task not run to its end is abandoned where it stands).
   ~Task() {
     if (handle_) handle_.destroy();
   }
 
+  /// True when the task owns a coroutine frame.
   bool valid() const noexcept { return static_cast<bool>(handle_); }
+  /// True when the coroutine has finished (or there is none).
+  /// @python asyncio.Task.done
   bool done() const noexcept { return !handle_ || handle_.done(); }
 
+  /// What `co_await task` uses: starts the task, resumes the awaiter with its result.
   struct Awaiter {
+    /// The awaited task's frame (still owned by the Task).
     std::coroutine_handle<promise_type> handle;
+    /// The awaitable protocol, called by `co_await`. await_resume() returns the task's result
+    /// or rethrows its exception.
+    /// @{
     bool await_ready() const noexcept { return !handle || handle.done(); }
     template <class Parent>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Parent> parent) noexcept {
@@ -217,12 +255,17 @@ class [[nodiscard]] Task {
       return detail::transfer_to(handle);
     }
     T await_resume() { return handle.promise().result(); }
+    /// @}
   };
+  /// Awaiting a task runs it to its end and gives its result (or rethrows its exception).
+  /// @{
   Awaiter operator co_await() && noexcept { return Awaiter{handle_}; }
   Awaiter operator co_await() & noexcept { return Awaiter{handle_}; }
+  /// @}
 
-  // For the library: the frame, to start a root task or set its cancel state.
+  /// For the library: the frame, to start a root task or set its cancel state.
   std::coroutine_handle<promise_type> handle() const noexcept { return handle_; }
+  /// For the library: gives up the frame (the caller destroys it); the task is then empty.
   std::coroutine_handle<promise_type> release() noexcept { return std::exchange(handle_, {}); }
 
  private:

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: MIT
-// Time in coroutines: sleep() and with_timeout().
-//
-//   co_await sleep(100ms);
-//   auto line = co_await with_timeout(5s, conn.readline());   // TimeoutError after 5 s
-//
-// with_timeout() runs the task with a cancellation state of its own and cancels it at the
-// deadline: whatever the task is suspended in (I/O, sleep, a nested task) ends with
-// operation_canceled, the task unwinds, and with_timeout() throws TimeoutError. Cancelling the
-// outer task cancels the inner one too. Any awaitable works: it is wrapped in a Task first.
+/// @file
+/// Time in coroutines: sleep() and with_timeout().
+///
+/// ```
+///   co_await sleep(100ms);
+///   auto line = co_await with_timeout(5s, conn.readline());   // TimeoutError after 5 s
+/// ```
+///
+/// with_timeout() runs the task with a cancellation state of its own and cancels it at the
+/// deadline: whatever the task is suspended in (I/O, sleep, a nested task) ends with
+/// operation_canceled, the task unwinds, and with_timeout() throws TimeoutError. Cancelling the
+/// outer task cancels the inner one too. Any awaitable works: it is wrapped in a Task first.
 #pragma once
 
 #include <sockserv/aio/event_loop.hpp>
@@ -87,11 +90,20 @@ auto as_task(A awaitable) -> Task<decltype(std::declval<A>().await_resume())> {
 
 }  // namespace detail
 
-// Suspends for `duration` (at least one loop iteration, even for zero).
+/// Suspends the awaiting coroutine for `duration` (at least one loop iteration, even for zero).
+/// Await the result where it is made (or pass it to with_timeout()).
+/// @throws SocketError with std::errc::operation_canceled (from `co_await`) when the task is
+///         cancelled while it sleeps.
+/// @python asyncio.sleep
 inline detail::SleepOperation sleep(std::chrono::nanoseconds duration) {
   return detail::SleepOperation(Clock::now() + duration);
 }
 
+/// Runs `task` and gives its result, unless `timeout` passes first: then the task is cancelled,
+/// unwinds, and TimeoutError is thrown.
+/// Other exceptions of `task` (a cancellation of the awaiting task included) pass through.
+/// @throws TimeoutError (std::errc::timed_out) when the deadline passed first.
+/// @python asyncio.wait_for
 template <class T>
 Task<T> with_timeout(std::chrono::nanoseconds timeout, Task<T> task) {
   detail::Deadline deadline(timeout, co_await detail::CurrentCancelState{});
@@ -106,6 +118,11 @@ Task<T> with_timeout(std::chrono::nanoseconds timeout, Task<T> task) {
   }
 }
 
+/// with_timeout() for any awaitable (a Connection operation, sleep(), Event::wait()): it is
+/// wrapped in a Task first, so a buffered read's timeout covers the whole call.
+/// Other exceptions of the awaitable pass through.
+/// @throws TimeoutError (std::errc::timed_out) when the deadline passed first.
+/// @python asyncio.wait_for
 template <class Awaitable>
 auto with_timeout(std::chrono::nanoseconds timeout, Awaitable awaitable) {
   return with_timeout(timeout, detail::as_task(std::move(awaitable)));

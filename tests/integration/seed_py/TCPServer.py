@@ -8,6 +8,7 @@ import socketserver
 import sys
 
 
+# [snippet:handler]
 class MyTCPHandler(socketserver.BaseRequestHandler):
     """
     The RequestHandler class for our server.
@@ -24,6 +25,7 @@ class MyTCPHandler(socketserver.BaseRequestHandler):
         print(self.data.decode(), flush=True)
         # just send back the same data, but upper-cased
         self.request.sendall(self.data.upper())
+# [end:handler]
 
 
 if __name__ == "__main__":
@@ -32,8 +34,10 @@ if __name__ == "__main__":
 
     # Create the server, binding to localhost on port 9999
     socketserver.TCPServer.allow_reuse_address = True
+    # [snippet:server]
     with socketserver.TCPServer((HOST, PORT), MyTCPHandler) as server:
         print("listening on %s:%d" % server.server_address, file=sys.stderr, flush=True)
         # Activate the server; this will keep running until you
         # interrupt the program with Ctrl-C
         server.serve_forever()
+    # [end:server]
