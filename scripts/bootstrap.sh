@@ -9,10 +9,14 @@
 #                                tests; nginx_proxy_test, network namespaces), redis-cli (the
 #                                RESP example's test), promtool (Debian's prometheus: the
 #                                metrics test checks the exposition format with it)
+#   scripts/bootstrap.sh package build + help2man (the man page), dpkg-dev (dpkg-shlibdeps) for
+#                                `cpack --preset package`, and debootstrap, with which
+#                                scripts/check-packages.sh makes a fresh Debian 12 to try them
 #   scripts/bootstrap.sh ci      + clang and its libFuzzer runtime, clang-format, pkg-config,
 #                                doxygen (the API reference check, scripts/check-docs.sh),
 #                                matplotlib (compare_plot: compare.py --plot; 48 packages, about
-#                                80 s to install, so CI checks the charts too)
+#                                80 s to install, so CI checks the charts too), and the package
+#                                group's tools
 #   scripts/bootstrap.sh bench   + Google Benchmark, Asio, libuv, redis-server (benchmark peers),
 #                                matplotlib
 set -euo pipefail
@@ -20,16 +24,18 @@ set -euo pipefail
 build=(cmake ninja-build g++ libcli11-dev libssl-dev liburing-dev)
 test=("${build[@]}" libgtest-dev libgmock-dev python3 netcat-openbsd socat procps nginx
       libnginx-mod-stream iproute2 openssl gnutls-bin strace redis-tools prometheus)
+package=("${build[@]}" help2man dpkg-dev debootstrap)
 ci=("${test[@]}" clang libclang-rt-14-dev clang-format pkg-config libbenchmark-dev doxygen
-    python3-matplotlib)
+    python3-matplotlib help2man dpkg-dev debootstrap)
 bench=("${test[@]}" libbenchmark-dev libasio-dev libuv1-dev redis-server python3-matplotlib)
 
 case "${1:-test}" in
   build) wanted=("${build[@]}") ;;
   test) wanted=("${test[@]}") ;;
+  package) wanted=("${package[@]}") ;;
   ci) wanted=("${ci[@]}") ;;
   bench) wanted=("${bench[@]}") ;;
-  *) echo "usage: $0 build|test|ci|bench" >&2; exit 2 ;;
+  *) echo "usage: $0 build|test|package|ci|bench" >&2; exit 2 ;;
 esac
 
 missing=()

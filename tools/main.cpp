@@ -9,6 +9,8 @@ int main(int argc, char** argv) {
       "  sockserv send    send one message to a server and print the reply\n"
       "  sockserv bench   measure a server: throughput, latency, its CPU and memory"};
   app.require_subcommand(1);
+  // "sockserv 0.1.0": also what help2man reads for the man page's header (packaging/).
+  app.set_version_flag("--version", "sockserv " SOCKSERV_VERSION);
   int exit_status = 0;
   sockserv::tool::add_send_command(app, exit_status);
   sockserv::tool::add_serve_command(app, exit_status);
