@@ -88,8 +88,8 @@ def servers(build, nproc):
         # The other way to spread connections over loops: a SO_REUSEPORT socket per loop.
         (f"sockserv async ×{nproc}, listener per loop",
          mode("async", "--threads", str(nproc), "--listener-per-loop")),
-        ("sockserv async ×1, --timeout 60", [tool, "serve", "--mode", "async", "--threads", "1",
-                                             "--handler", "echo", "--tcp", "127.0.0.1:0"]),
+        ("sockserv async ×1, defaults", [tool, "serve", "--mode", "async", "--threads", "1",
+                                          "--handler", "echo", "--tcp", "127.0.0.1:0"]),
         # The io_uring backend against the default epoll one (env execs the server: same PID).
         ("sockserv async ×1, io_uring",
          ["/usr/bin/env", "SOCKSERV_POLLER=io_uring", *mode("async", "--threads", "1")]),
@@ -157,7 +157,8 @@ def tls_servers(build):
     return [
         ("sockserv async ×1", mode("async", "--threads", "1")),
         ("sockserv threading", mode("threading", "--max-connections", "16384")),
-        # The CLI's defaults: a loop per core (both on the one server CPU), --timeout 60.
+        # The CLI's defaults: a loop per core (both on the one server CPU), --timeout 30,
+        # --idle-timeout 600 (ADR 0006).
         ("sockserv async, defaults", [tool, "serve", "--mode", "async", "--handler", "echo",
                                       "--tcp", "127.0.0.1:0", *tls]),
         (TLS_REFERENCE, [os.path.join(peers, "asio_ssl_echo"), "0", CERT, KEY]),
@@ -581,7 +582,7 @@ def markdown(args, table, names, started, load_before, load_after, others):
            "children over the measured window divided by the messages echoed in it; it ranks "
            "servers even when the two cores saturate together. p99 is the round trip of one "
            "message. sockserv runs with `--timeout 0` (no peer has timeouts) except in the "
-           "`--timeout 60` row (the CLI's default), threading with `--max-connections 16384` and "
+           "rows marked defaults (the command's: `--timeout 30 --idle-timeout 600`), threading with `--max-connections 16384` and "
            "forking with `--max-connections 64` (their defaults, 1024 requests and 40 children, "
            "would leave connections waiting); the async ×N row runs its N loops on the one "
            "server CPU.", ""]
@@ -689,7 +690,7 @@ def markdown_tls(args, table, names, started, load_before, load_after, others, s
            "loop (the ceiling) and, marked \"× Asio\", to Asio's `ssl::stream`, each taken "
            "within one repeat, then the median. sockserv runs with `--timeout 0` (threading also "
            "`--max-connections 16384`), except the \"defaults\" row (`serve --mode async` as "
-           "shipped: a loop per core, both on the one server CPU, `--timeout 60`).", ""]
+           "shipped: a loop per core, both on the one server CPU, `--timeout 30`).", ""]
 
     def cpu(key):
         return lambda r: f"{fmt(r['server_cpu_us_per_msg'], 1)} ({ratio(r['cpu_ratio'])})"
