@@ -194,7 +194,7 @@ class UringReactor final : public Reactor {
     reg.addr = (state.backend_slot << kind_bits) | kind_send;
     reg.timeout.tv_sec = -1;
     reg.timeout.tv_nsec = -1;
-    (void)::io_uring_register_sync_cancel(&ring_, &reg);
+    (void)sync_cancel(reg);
     ++e.stale_sends;  // its completion (sent or cancelled) is still to come: skipped
   }
 
@@ -229,7 +229,7 @@ class UringReactor final : public Reactor {
     reg.addr = (listener.backend_slot << kind_bits) | kind_accept;
     reg.timeout.tv_sec = -1;
     reg.timeout.tv_nsec = -1;
-    (void)::io_uring_register_sync_cancel(&ring_, &reg);
+    (void)sync_cancel(reg);
     found->armed[kind_accept] = false;
     ++found->stale_accept_ends;
   }
@@ -321,7 +321,7 @@ class UringReactor final : public Reactor {
     reg.flags = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL;
     reg.timeout.tv_sec = -1;
     reg.timeout.tv_nsec = -1;
-    const int rc = ::io_uring_register_sync_cancel(&ring_, &reg);
+    const int rc = sync_cancel(reg);
     if (rc != -EINVAL) return;  // done (or -ENOENT: nothing left)
     for (const std::uint64_t kind : {kind_read, kind_write, kind_edges}) {  // older kernels
       // (Before 6.0 there is no multishot recv to cancel: can_receive() was false.)
@@ -400,6 +400,16 @@ class UringReactor final : public Reactor {
     if (buffers_ != nullptr) buffers_->adopt_thread();
     thread_adopted_ = true;
     return {};
+  }
+
+  // Cancels synchronously, then lets the cancelled requests finish. Under DEFER_TASKRUN the
+  // kernel completes them (and lets go of their socket) only in task work that runs when this
+  // thread next enters the ring: entered now, or a descriptor closed next would not send its FIN
+  // until the loop's next wait, and a loop that is about to stop would never send it.
+  int sync_cancel(io_uring_sync_cancel_reg& reg) noexcept {
+    const int rc = ::io_uring_register_sync_cancel(&ring_, &reg);
+    if (single_issuer_) (void)::io_uring_get_events(&ring_);
+    return rc;
   }
 
   struct Entry {
