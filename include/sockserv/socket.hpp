@@ -396,6 +396,9 @@ class Socket {
   // when `may_wait`; a peer that is gone is not an error here.
   void close_layer(std::chrono::steady_clock::time_point until, bool may_wait) noexcept;
   bool graceful_close_layer(std::chrono::steady_clock::time_point until) noexcept;
+  // After a bare receive failed with `err`: true when that was the kernel timer an idle wait
+  // left behind (recv_into_idle), now removed, so the call is to be made again.
+  bool drop_idle_timer(int flags, int err) noexcept;
   // sendall / recv_into when they may wait in poll() (a timeout or a deadline is set).
   void sendall_waiting(std::string_view data, int flags);
   std::size_t recv_into_waiting(std::span<char> buffer, int flags);

@@ -81,6 +81,9 @@ struct Case {
   std::string mode;
   std::string handler;
   std::string message;  // what the client sends each time (the upper handler reads lines)
+  // The server's timeouts: empty for the command's defaults; "0" for --timeout 0, which leaves
+  // only the idle timeout (a read that finds nothing buffered waits under its kernel timer).
+  std::string timeout = {};
 };
 
 class TimeoutSyscallsTest : public testing::TestWithParam<Case> {};
@@ -89,13 +92,26 @@ TEST_P(TimeoutSyscallsTest, ATimedMessageIsOneRecvAndOneSendWithoutPoll) {
   if (!test::have_program("strace")) GTEST_SKIP() << "strace is not installed";
   const auto& param = GetParam();
   const std::string trace_path = ::testing::TempDir() + "/sockserv-timeout-syscalls-" + param.mode +
-                                 "-" + param.handler + ".trace";
+                                 "-" + param.handler + "-" + param.timeout + ".trace";
   // Only the calls that could carry a timeout's cost: the data calls (recv/send are recvfrom/sendto
   // on x86-64 and arm64), poll, setsockopt and fcntl.
-  test::Process proc({"strace", "-f", "-qq", "-o", trace_path, "-e",
-                      "trace=recvfrom,sendto,poll,ppoll,setsockopt,accept4,fcntl,close",
-                      SOCKSERV_EXE, "serve", "--tcp", "127.0.0.1:0", "--mode", param.mode,
-                      "--handler", param.handler});
+  std::vector<std::string> argv{"strace",
+                                "-f",
+                                "-qq",
+                                "-o",
+                                trace_path,
+                                "-e",
+                                "trace=recvfrom,sendto,poll,ppoll,setsockopt,accept4,fcntl,close",
+                                SOCKSERV_EXE,
+                                "serve",
+                                "--tcp",
+                                "127.0.0.1:0",
+                                "--mode",
+                                param.mode,
+                                "--handler",
+                                param.handler};
+  if (!param.timeout.empty()) argv.insert(argv.end(), {"--timeout", param.timeout});
+  test::Process proc(argv);
   const auto banner = proc.read_line(30s);
   ASSERT_TRUE(banner && banner->starts_with("listening on ")) << proc.err();
   {
@@ -136,6 +152,18 @@ INSTANTIATE_TEST_SUITE_P(Defaults, TimeoutSyscallsTest,
                                          Case{"pool", "echo", "ping"},
                                          Case{"sync", "upper", "one line\n"},
                                          Case{"forking", "echo", "ping"}),
+                         [](const testing::TestParamInfo<Case>& test_case) {
+                           return test_case.param.mode + "_" + test_case.param.handler;
+                         });
+
+// --timeout 0: no request timeout, the idle timeout alone (600 s). Its wait was once a poll()
+// (recv EAGAIN, poll, recv: three calls per message at depth 1).
+INSTANTIATE_TEST_SUITE_P(IdleTimeoutOnly, TimeoutSyscallsTest,
+                         testing::Values(Case{"threading", "echo", "ping", "0"},
+                                         Case{"threading", "upper", "one line\n", "0"},
+                                         Case{"pool", "echo", "ping", "0"},
+                                         Case{"sync", "upper", "one line\n", "0"},
+                                         Case{"forking", "echo", "ping", "0"}),
                          [](const testing::TestParamInfo<Case>& test_case) {
                            return test_case.param.mode + "_" + test_case.param.handler;
                          });

@@ -320,6 +320,55 @@ TEST(SocketIoTest, ATimedSocketStaysBlockingAndSetsItsTimerOnce) {
   EXPECT_EQ(kernel_timer(server, SO_SNDTIMEO), 0s);
 }
 
+// An idle wait on a socket with no timeout of its own (the servers' idle_timeout with
+// --timeout 0) runs under a kernel timer that stays for the next idle wait: one recv(2) per wait.
+TEST(SocketIoTest, AnIdleWaitOnABareSocketKeepsItsKernelTimer) {
+  auto [client, server] = test::tcp_pair();
+  char buf[8];
+  client.sendall("a");
+  EXPECT_EQ(server.recv_into_idle(buf, 30s), 1U);
+  EXPECT_EQ(kernel_timer(server, SO_RCVTIMEO), 30s);
+  EXPECT_EQ(::fcntl(server.fileno(), F_GETFL) & O_NONBLOCK, 0);
+  client.sendall("b");
+  EXPECT_EQ(server.recv_into_idle(buf, 30s), 1U);
+  EXPECT_EQ(kernel_timer(server, SO_RCVTIMEO), 30s);
+  // Nothing comes: the idle wait ends as a timeout, not as EAGAIN.
+  EXPECT_TRUE(
+      throws_code<TimeoutError>([&] { server.recv_into_idle(buf, 50ms); }, std::errc::timed_out));
+}
+
+// The timer an idle wait left must not bound a later bare call, which waits without limit:
+// the call that meets it removes it and waits on.
+TEST(SocketIoTest, ABareRecvOutlivesTheTimerAnIdleWaitLeft) {
+  auto [client, server] = test::tcp_pair();
+  char buf[8];
+  client.sendall("a");
+  EXPECT_EQ(server.recv_into_idle(buf, 20ms), 1U);
+  EXPECT_GT(kernel_timer(server, SO_RCVTIMEO), 0s);
+  std::thread late([&client] {
+    std::this_thread::sleep_for(200ms);  // ten times the timer left on the socket
+    client.sendall("bc");
+  });
+  EXPECT_EQ(server.recv(8), "bc");
+  late.join();
+  EXPECT_EQ(kernel_timer(server, SO_RCVTIMEO), 0s);
+  // recv_exact and recvfrom take the same road.
+  client.sendall("d");
+  EXPECT_EQ(server.recv_into_idle(buf, 20ms), 1U);
+  std::thread later([&client] {
+    std::this_thread::sleep_for(200ms);
+    client.sendall("efg");
+  });
+  EXPECT_EQ(server.recv_exact(3), "efg");
+  later.join();
+  // MSG_DONTWAIT is the caller's own EAGAIN: reported, the timer kept.
+  client.sendall("h");
+  EXPECT_EQ(server.recv_into_idle(buf, 20ms), 1U);
+  EXPECT_TRUE(throws_code<SocketError>([&] { server.recv(8, MSG_DONTWAIT); },
+                                       std::errc::resource_unavailable_try_again));
+  EXPECT_GT(kernel_timer(server, SO_RCVTIMEO), 0s);
+}
+
 TEST(SocketIoTest, AnAcceptedSocketDoesNotInheritTheListenersTimer) {
   Socket listener(AF_INET, SOCK_STREAM);
   listener.bind(test::loopback4());
