@@ -103,6 +103,7 @@ class UringReactor final : public Reactor {
     }
   }
   ~UringReactor() override {
+    forget_registered_ring_fd();
     if (buffers_ != nullptr) buffers_->detach(ring_);
     ::io_uring_queue_exit(&ring_);
   }
@@ -399,7 +400,30 @@ class UringReactor final : public Reactor {
     }
     if (buffers_ != nullptr) buffers_->adopt_thread();
     thread_adopted_ = true;
+    adopter_ = ::gettid();
+    if (single_issuer_) {
+      // The ring's descriptor, registered with this thread (Linux 5.18): io_uring_enter then skips
+      // the descriptor lookup. The registration is this thread's, so only this ring's one
+      // submitter may use it. A thread has 16 slots; without one the ring is entered by its fd.
+      unregistered_ = {ring_.enter_ring_fd, ring_.int_flags};
+      ring_fd_registered_ = ::io_uring_register_ring_fd(&ring_) == 1;
+    }
     return {};
+  }
+
+  // Unregisters the ring's descriptor from the thread that registered it. Another thread cannot
+  // (a registration is an index into the registering thread's own table, and that index there
+  // may name another ring): it only makes liburing enter by the plain descriptor again, and the
+  // registration goes when its thread exits, keeping the ring's memory until then.
+  void forget_registered_ring_fd() noexcept {
+    if (!ring_fd_registered_) return;
+    if (::gettid() == adopter_) {
+      (void)::io_uring_unregister_ring_fd(&ring_);
+    } else {
+      ring_.enter_ring_fd = unregistered_.enter_ring_fd;
+      ring_.int_flags = unregistered_.int_flags;
+    }
+    ring_fd_registered_ = false;
   }
 
   // Cancels synchronously, then lets the cancelled requests finish. Under DEFER_TASKRUN the
@@ -661,6 +685,12 @@ class UringReactor final : public Reactor {
   std::uint64_t ring_exhausted_ = 0;
   bool thread_adopted_ = false;
   bool single_issuer_ = false;  // SINGLE_ISSUER | DEFER_TASKRUN: only the adopting thread enters
+  pid_t adopter_ = 0;           // the thread that first waited
+  bool ring_fd_registered_ = false;
+  struct {
+    int enter_ring_fd;
+    decltype(io_uring::int_flags) int_flags;
+  } unregistered_{};  // liburing's view of the ring before the registration
 };
 
 }  // namespace
