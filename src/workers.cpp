@@ -8,6 +8,7 @@
 #include <sockserv/log.hpp>
 
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <new>
 #include <thread>
 
 namespace sockserv::detail {
@@ -150,6 +152,37 @@ pid_t fork_request() {
     ::pthread_sigmask(SIG_UNBLOCK, &term, nullptr);
   }
   return pid;
+}
+
+ChildCounters::ChildCounters(ServerStats& stats) noexcept : stats_(stats) {
+  // Anonymous and shared: the children forked later see the same page. A lock-free atomic is
+  // address-free, so its operations work across the processes that map it.
+  static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+  void* page = ::mmap(nullptr, sizeof(ServerStats), PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (page == MAP_FAILED) {
+    log(LogLevel::warning, std::string("sockserv: no shared memory for the children's counters (") +
+                               std::strerror(errno) + "): what they count will not be seen");
+    return;
+  }
+  shared_ = new (page) ServerStats;
+  stats_.from_children = shared_;
+}
+
+ChildCounters::~ChildCounters() {
+  if (shared_ == nullptr) return;
+  stats_.from_children = nullptr;
+  shared_->~ServerStats();
+  ::munmap(shared_, sizeof(ServerStats));
+}
+
+void ChildCounters::child_started() noexcept {
+  stats_.from_children = nullptr;
+  at_start_ = stats_.snapshot();
+}
+
+void ChildCounters::child_ending() noexcept {
+  if (shared_ != nullptr) stats_.add_gains_since(at_start_, *shared_);
 }
 
 void exit_child(int status) noexcept {

@@ -105,6 +105,29 @@ pid_t fork_request();
 // Ends a forked child: flushes stdio and _exit()s without running the parent's destructors.
 [[noreturn]] void exit_child(int status) noexcept;
 
+// A forking server's counters for what its children do: a ServerStats in anonymous shared
+// memory, linked as the server's stats.from_children. A child inherits the mapping and adds
+// what it counted when it ends, so the parent's counters (--stats, --metrics) include its
+// children's bytes, errors, resets and timeouts. A child killed by a signal adds nothing.
+class ChildCounters {
+ public:
+  explicit ChildCounters(ServerStats& stats) noexcept;
+  ~ChildCounters();
+  ChildCounters(const ChildCounters&) = delete;
+  ChildCounters& operator=(const ChildCounters&) = delete;
+
+  // In the child, just after fork(): its counters are its own from here (their values now are
+  // the parent's, left out of what it reports).
+  void child_started() noexcept;
+  // In the child, before it exits: adds what it counted since child_started().
+  void child_ending() noexcept;
+
+ private:
+  ServerStats& stats_;
+  ServerStats* shared_ = nullptr;  // nullptr: no shared memory; children's counts are lost
+  ServerStatsSnapshot at_start_{};
+};
+
 // Shared by the thread mixins: how server_close() ends the workers. Waits up to shutdown_grace
 // for them, then shuts their connections down so blocked handlers return, then joins.
 inline void close_workers(WorkerSet& workers, Timeout grace) {
@@ -319,7 +342,7 @@ class ForkingMixIn : public Base {
   /// @python socketserver.ForkingMixIn.collect_children
   void collect_children(bool blocking = false) {
     detail::collect_children(active_children, max_children, blocking);
-    release_admissions();
+    children_changed();
   }
   /// Reaps finished children.
   /// @python socketserver.ForkingMixIn.handle_timeout
@@ -331,7 +354,7 @@ class ForkingMixIn : public Base {
     // Reaps without blocking; the max_children limit is kept by at_capacity(), so the loop
     // stays responsive to shutdown() while children run.
     detail::collect_children(active_children, std::numeric_limits<std::size_t>::max(), false);
-    release_admissions();
+    children_changed();
   }
 
   /// Forks; the parent closes its copy of the request, the child handles it and exits with 0
@@ -343,11 +366,14 @@ class ForkingMixIn : public Base {
       active_children.insert(pid);
       // The client's place under the access policy lasts as long as the child.
       if (Admission admission = request.take_admission()) admissions_[pid] = std::move(admission);
+      children_changed();
       this->close_request(request);
       return;
     }
+    child_counters_.child_started();
     const auto errors_before = this->stats.handler_errors.load();
     this->run_request(request, client_address);
+    child_counters_.child_ending();
     detail::exit_child(this->stats.handler_errors.load() == errors_before ? 0 : 1);
   }
 
@@ -357,7 +383,7 @@ class ForkingMixIn : public Base {
   void server_close() override {
     Base::server_close();
     if (block_on_close) detail::close_children(active_children, this->shutdown_grace);
-    release_admissions();
+    children_changed();
   }
 
  protected:
@@ -365,17 +391,21 @@ class ForkingMixIn : public Base {
   bool at_capacity() override {
     if (active_children.size() < max_children) return false;
     detail::collect_children(active_children, std::numeric_limits<std::size_t>::max(), false);
-    release_admissions();
+    children_changed();
     return active_children.size() >= max_children;
   }
 
  private:
-  // Admissions of children that have been reaped end (their client's place is free again).
-  void release_admissions() {
+  // After children were started or reaped: the admissions of reaped children end (their
+  // client's place is free again), and stats.active is the children running (each handles one
+  // request; the counter a child moves is its own copy).
+  void children_changed() {
     std::erase_if(admissions_,
                   [this](const auto& entry) { return active_children.count(entry.first) == 0; });
+    this->stats.active.store(active_children.size(), std::memory_order_relaxed);
   }
   std::map<pid_t, Admission> admissions_;
+  detail::ChildCounters child_counters_{this->stats};
 };
 
 /// A thread per request on TCP. @python socketserver.ThreadingTCPServer

@@ -70,8 +70,16 @@ struct ServerStats {
   static void add(std::atomic<std::uint64_t>& counter, std::uint64_t n = 1) noexcept {
     counter.fetch_add(n, std::memory_order_relaxed);
   }
-  /// Reads every counter once; each value is exact, the set is not one atomic picture.
+  /// Counters other processes add into: a forking server's children, through memory shared with
+  /// them (ForkingMixIn sets it). snapshot() adds them in; nullptr for every other server.
+  ServerStats* from_children = nullptr;
+
+  /// Reads every counter once, plus from_children's; each value is exact, the set is not one
+  /// atomic picture.
   ServerStatsSnapshot snapshot() const noexcept;
+  /// Adds to `into` what each counter (but `active`, a level, not a count) gained since
+  /// `before`, a snapshot of this object taken while from_children was nullptr.
+  void add_gains_since(const ServerStatsSnapshot& before, ServerStats& into) const noexcept;
 };
 
 }  // namespace sockserv

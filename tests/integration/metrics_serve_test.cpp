@@ -171,6 +171,35 @@ TEST(MetricsServe, CountersOnlyGrowUnderLoadAndEndAtWhatTheClientsDid) {
   EXPECT_GE(value_of(body, "sockserv_accepted_total"), last[0]);
 }
 
+// Forking mode: the parent counts its running children as active requests, and what a child
+// counted (its bytes) reaches the parent's counters when it ends, through memory the two share.
+TEST(MetricsServe, AForkingServerCountsItsChildrenAndWhatTheyDid) {
+  MetricsServer s("forking");
+  ASSERT_TRUE(s.ready) << s.proc.err();
+  const std::string line = "counted by a child\n";
+  {
+    auto held = test::connect_to(s.server);
+    held.settimeout(10s);
+    held.sendall(line);
+    ASSERT_EQ(held.recv_exact(line.size()), line);  // a child serves it now
+    EXPECT_EQ(value_of(scrape(s.metrics), "sockserv_active_requests"), 1);
+  }
+  // The child ends with the connection, and the parent reaps it within its poll interval.
+  std::string body;
+  for (int i = 0; i < 1000; ++i) {
+    body = scrape(s.metrics);
+    if (value_of(body, "sockserv_active_requests") == 0 &&
+        value_of(body, "sockserv_sent_bytes_total") == static_cast<double>(line.size())) {
+      break;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(value_of(body, "sockserv_active_requests"), 0) << body;
+  EXPECT_EQ(value_of(body, "sockserv_received_bytes_total"), line.size()) << body;
+  EXPECT_EQ(value_of(body, "sockserv_sent_bytes_total"), line.size()) << body;
+  EXPECT_EQ(value_of(body, "sockserv_accepted_total"), 1) << body;
+}
+
 TEST(MetricsServe, OtherPathsAre404AndMalformedRequests400WhileTheServerServes) {
   MetricsServer s("async");
   ASSERT_TRUE(s.ready) << s.proc.err();

@@ -2,8 +2,9 @@
 // Issue 13 item 6, a peer that goes away is not an error: a client that resets mid-request
 // (SO_LINGER 0, then close) or half-closes mid-message is one info line, counted in
 // stats.peer_resets, and never reaches handle_error; a real handler exception still produces the
-// ERROR banner and handle_error. Every mode whose counters live in this process (sync,
-// threading, pool, async; a forking server's children keep their own) and TLS.
+// ERROR banner and handle_error. Every mode whose handlers run in this process (sync,
+// threading, pool, async; a forking server's handle_error runs in its child, out of the test's
+// sight; its counters are checked by serve_stats_test and metrics_serve_test) and TLS.
 #include <sockserv/aio/server.hpp>
 #include <sockserv/handlers.hpp>
 #include <sockserv/log.hpp>

@@ -76,7 +76,8 @@ TEST_P(ServeStatsTest, EchoBytesAreCountedEvenWhenTheConnectionEndsWithAReset) {
 
 std::string mode_name(const testing::TestParamInfo<std::string>& mode) { return mode.param; }
 
-INSTANTIATE_TEST_SUITE_P(Modes, ServeStatsTest, testing::Values("sync", "threading", "async"),
+INSTANTIATE_TEST_SUITE_P(Modes, ServeStatsTest,
+                         testing::Values("sync", "threading", "pool", "forking", "async"),
                          mode_name);
 
 }  // namespace
