@@ -274,9 +274,7 @@ class EventLoop {
   /// frame was destroyed).
   static void forget_wait(detail::IoWaiter& waiter) noexcept;
 
-  // The loop's own state, below, is public only because no `private:` follows forget_wait();
-  // it is not API and stays out of the reference.
-  /// @cond
+ private:
   Backend backend_;
   std::unique_ptr<detail::Reactor> reactor_;
   std::vector<std::coroutine_handle<>> ready_;
@@ -302,7 +300,6 @@ class EventLoop {
   std::size_t bytes_left_ = fairness_.bytes;
   bool running_ = false;
   bool stopping_ = false;
-  /// @endcond
 };
 
 /// Starts `task` detached on the loop running on this thread (EventLoop::spawn()).
