@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cmake -S . -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSOCKSERV_BUILD_TESTS=OFF \
-  -DSOCKSERV_BUILD_EXAMPLES=OFF -DSOCKSERV_BUILD_TOOLS=OFF >/dev/null
+  -DSOCKSERV_BUILD_EXAMPLES=OFF -DSOCKSERV_BUILD_TOOLS=OFF \
+  -DSOCKSERV_WERROR="${SOCKSERV_WERROR:-OFF}" >/dev/null
 cmake --build "$work/build" >/dev/null
 cmake --install "$work/build" --prefix "$work/prefix" >/dev/null
 
