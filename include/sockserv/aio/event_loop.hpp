@@ -203,10 +203,11 @@ class EventLoop {
   /// keeps arriving thus cannot keep the others waiting; the yield costs one trip through the
   /// loop, not a syscall on the connection. Loop thread.
   struct FairnessBudget {
-    std::uint32_t operations = 64;                ///< Operations completed at once per turn.
-    std::size_t bytes = std::size_t{256} * 1024;  ///< Bytes moved at once per turn.
+    std::uint32_t operations = 64;               ///< Operations completed at once per turn.
+    std::size_t bytes = std::size_t{64} * 1024;  ///< Bytes moved at once per turn.
   };
-  /// Sets the budget each resumed coroutine gets (default: 64 operations, 256 KiB). Loop thread.
+  /// Sets the budget each resumed coroutine gets (default: 64 operations, 64 KiB: one block of
+  /// the buffer pool, so bulk streams take turns a read and a write at a time). Loop thread.
   void set_fairness_budget(FairnessBudget budget) noexcept {
     fairness_ = budget;
     refill_budget();
