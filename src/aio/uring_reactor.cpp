@@ -405,7 +405,7 @@ class UringReactor final : public Reactor {
       // The ring's descriptor, registered with this thread (Linux 5.18): io_uring_enter then skips
       // the descriptor lookup. The registration is this thread's, so only this ring's one
       // submitter may use it. A thread has 16 slots; without one the ring is entered by its fd.
-      unregistered_ = {ring_.enter_ring_fd, ring_.int_flags};
+      plain_int_flags_ = ring_.int_flags;
       ring_fd_registered_ = ::io_uring_register_ring_fd(&ring_) == 1;
     }
     return {};
@@ -420,8 +420,8 @@ class UringReactor final : public Reactor {
     if (::gettid() == adopter_) {
       (void)::io_uring_unregister_ring_fd(&ring_);
     } else {
-      ring_.enter_ring_fd = unregistered_.enter_ring_fd;
-      ring_.int_flags = unregistered_.int_flags;
+      ring_.enter_ring_fd = ring_.ring_fd;
+      ring_.int_flags = plain_int_flags_;
     }
     ring_fd_registered_ = false;
   }
@@ -687,10 +687,7 @@ class UringReactor final : public Reactor {
   bool single_issuer_ = false;  // SINGLE_ISSUER | DEFER_TASKRUN: only the adopting thread enters
   pid_t adopter_ = 0;           // the thread that first waited
   bool ring_fd_registered_ = false;
-  struct {
-    int enter_ring_fd;
-    decltype(io_uring::int_flags) int_flags;
-  } unregistered_{};  // liburing's view of the ring before the registration
+  decltype(io_uring::int_flags) plain_int_flags_ = 0;  // liburing's, before the registration
 };
 
 }  // namespace

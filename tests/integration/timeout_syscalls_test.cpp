@@ -95,21 +95,10 @@ TEST_P(TimeoutSyscallsTest, ATimedMessageIsOneRecvAndOneSendWithoutPoll) {
                                  "-" + param.handler + "-" + param.timeout + ".trace";
   // Only the calls that could carry a timeout's cost: the data calls (recv/send are recvfrom/sendto
   // on x86-64 and arm64), poll, setsockopt and fcntl.
-  std::vector<std::string> argv{"strace",
-                                "-f",
-                                "-qq",
-                                "-o",
-                                trace_path,
-                                "-e",
-                                "trace=recvfrom,sendto,poll,ppoll,setsockopt,accept4,fcntl,close",
-                                SOCKSERV_EXE,
-                                "serve",
-                                "--tcp",
-                                "127.0.0.1:0",
-                                "--mode",
-                                param.mode,
-                                "--handler",
-                                param.handler};
+  const std::string calls = "trace=recvfrom,sendto,poll,ppoll,setsockopt,accept4,fcntl,close";
+  std::vector<std::string> argv{"strace", "-f", "-qq", "-o", trace_path, "-e", calls};
+  argv.insert(argv.end(), {SOCKSERV_EXE, "serve", "--tcp", "127.0.0.1:0", "--mode", param.mode,
+                           "--handler", param.handler});
   if (!param.timeout.empty()) argv.insert(argv.end(), {"--timeout", param.timeout});
   test::Process proc(argv);
   const auto banner = proc.read_line(30s);

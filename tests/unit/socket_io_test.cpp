@@ -345,20 +345,21 @@ TEST(SocketIoTest, ABareRecvOutlivesTheTimerAnIdleWaitLeft) {
   client.sendall("a");
   EXPECT_EQ(server.recv_into_idle(buf, 20ms), 1U);
   EXPECT_GT(kernel_timer(server, SO_RCVTIMEO), 0s);
-  std::thread late([&client] {
-    std::this_thread::sleep_for(200ms);  // ten times the timer left on the socket
-    client.sendall("bc");
-  });
+  // Sends `data` 200 ms from now: ten times the timer left on the socket.
+  const auto send_late = [&client](std::string data) {
+    return std::thread([&client, data = std::move(data)] {
+      std::this_thread::sleep_for(200ms);
+      client.sendall(data);
+    });
+  };
+  std::thread late = send_late("bc");
   EXPECT_EQ(server.recv(8), "bc");
   late.join();
   EXPECT_EQ(kernel_timer(server, SO_RCVTIMEO), 0s);
-  // recv_exact and recvfrom take the same road.
+  // recv_exact takes the same road.
   client.sendall("d");
   EXPECT_EQ(server.recv_into_idle(buf, 20ms), 1U);
-  std::thread later([&client] {
-    std::this_thread::sleep_for(200ms);
-    client.sendall("efg");
-  });
+  std::thread later = send_late("efg");
   EXPECT_EQ(server.recv_exact(3), "efg");
   later.join();
   // MSG_DONTWAIT is the caller's own EAGAIN: reported, the timer kept.
